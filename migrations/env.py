@@ -1,0 +1,56 @@
+"""Alembic environment: the whole upgrade or downgrade runs in ONE transaction, so a failure
+leaves nothing half-installed. Replaceable objects (sql/{ingest,analytics,api}) are dropped
+before any revision runs and re-applied once head is reached (see pganalytics.replaceable)."""
+from __future__ import annotations
+
+import os
+
+import psycopg
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from pganalytics import replaceable
+
+config = context.config
+
+
+def _dsn() -> str:
+    dsn = config.attributes.get("dsn") or os.environ.get("PGANALYTICS_DSN")
+    if not dsn:
+        url = config.get_main_option("sqlalchemy.url")
+        if url and not url.startswith("driver://"):
+            return url
+        raise SystemExit("no store given: set PGANALYTICS_DSN or use `pganalytics install --dsn DSN`")
+    return dsn
+
+
+def run_migrations_online() -> None:
+    dsn = _dsn()
+    engine = create_engine("postgresql+psycopg://", poolclass=pool.NullPool,
+                           creator=lambda: psycopg.connect(dsn))
+    with engine.connect() as connection:
+        context.configure(connection=connection, transaction_per_migration=False,
+                          version_table="alembic_version", version_table_schema="public")
+        with context.begin_transaction():
+            raw = connection.connection.driver_connection
+            script = context.script
+            heads = set(script.get_heads())
+            target = context.get_revision_argument()
+            at_head = set(context.get_context().get_current_heads()) == heads
+            target_is_head = target in ("head", "heads") or (
+                isinstance(target, str) and target in heads)
+            with raw.cursor() as cur:
+                # Serialise concurrent installers on the same database.
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext('pganalytics.install'))")
+                if not (at_head and target_is_head):
+                    replaceable.drop_all(cur)
+            context.run_migrations()
+            if set(context.get_context().get_current_heads()) == heads:
+                with raw.cursor() as cur:
+                    replaceable.apply_all(cur)
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (--sql) mode is not supported: replaceable objects are applied "
+                     "from sql/ at upgrade time against a live server")
+run_migrations_online()

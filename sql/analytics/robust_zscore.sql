@@ -1,0 +1,11 @@
+-- Robust z-score of p_value against p_baseline (median/MAD; see plpython/robust.py).
+CREATE OR REPLACE FUNCTION pganalytics.robust_zscore(p_baseline float8[], p_value float8)
+RETURNS float8
+LANGUAGE plpython3u
+IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $plpython$
+#pganalytics:module robust
+return robust.robust_zscore(p_baseline, p_value)
+$plpython$;
+GRANT EXECUTE ON FUNCTION pganalytics.robust_zscore(float8[], float8) TO pganalytics_gateway, pganalytics_admin;

@@ -1,0 +1,6 @@
+-- Monitored instances as clients see them (no connection references).
+CREATE OR REPLACE VIEW pganalytics.api_instances AS
+SELECT i.name, i.server_version_num, i.labels, i.created_at, i.last_seen_at,
+       (SELECT count(*) FROM pganalytics.query_stats q WHERE q.instance_id = i.instance_id) AS query_entries
+FROM pganalytics.instances i;
+GRANT SELECT ON pganalytics.api_instances TO pganalytics_gateway, pganalytics_admin;

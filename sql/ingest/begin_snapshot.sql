@@ -1,0 +1,45 @@
+-- Open the delivery of one batch: record (instance, source, collected_at) in the ledger and
+-- make sure the sample partitions for [p_ts_from, p_ts_to] exist. Returns false when this
+-- batch was already delivered: the caller then skips it (re-sending never double-counts).
+-- Must run in the same transaction as the batch's data.
+CREATE OR REPLACE FUNCTION pganalytics.begin_snapshot(
+    p_instance_id  int,
+    p_source       text,
+    p_collected_at timestamptz,
+    p_ts_from      timestamptz DEFAULT NULL,
+    p_ts_to        timestamptz DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    inserted int;
+BEGIN
+    IF p_instance_id IS NULL OR p_source IS NULL OR p_collected_at IS NULL THEN
+        RAISE EXCEPTION 'begin_snapshot: instance, source and collected_at must not be null';
+    END IF;
+    IF p_source !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'begin_snapshot: source % must be a lower-case identifier', pg_catalog.quote_literal(p_source);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pganalytics.instances WHERE instance_id = p_instance_id) THEN
+        RAISE EXCEPTION 'begin_snapshot: no instance with id %', p_instance_id
+            USING HINT = 'register it first with pganalytics.register_instance()';
+    END IF;
+    INSERT INTO pganalytics.snapshots (instance_id, source, collected_at)
+    VALUES (p_instance_id, p_source, p_collected_at)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF inserted = 0 THEN
+        RETURN false;
+    END IF;
+    UPDATE pganalytics.instances SET last_seen_at = greatest(last_seen_at, p_collected_at)
+    WHERE instance_id = p_instance_id;
+    IF p_ts_from IS NOT NULL THEN
+        PERFORM pganalytics.ensure_partitions('pganalytics.samples', p_ts_from, coalesce(p_ts_to, p_ts_from));
+    END IF;
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz) TO pganalytics_collector;

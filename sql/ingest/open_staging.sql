@@ -1,0 +1,13 @@
+-- Create this session's temp staging tables (once per connection). Rows vanish at commit,
+-- so staging never bloats and never leaks between batches.
+CREATE OR REPLACE FUNCTION pganalytics.open_staging()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS stage_query_stats
+        (LIKE pganalytics.query_stats_stage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+END
+$$;
+GRANT EXECUTE ON FUNCTION pganalytics.open_staging() TO pganalytics_collector;

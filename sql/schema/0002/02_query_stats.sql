@@ -1,0 +1,37 @@
+-- Latest cumulative pg_stat_statements counters per entry, kept by MERGE at each snapshot.
+-- Column names follow PG 17+ (shared_blk_read_time); older targets are mapped by the collector.
+-- fillfactor 70 leaves room on each page so most updates are HOT (no index churn).
+CREATE TABLE pganalytics.query_stats (
+    instance_id           int         NOT NULL REFERENCES pganalytics.instances ON DELETE CASCADE,
+    dbid                  oid         NOT NULL,
+    userid                oid         NOT NULL,
+    queryid               bigint      NOT NULL,
+    toplevel              boolean     NOT NULL,
+    collected_at          timestamptz NOT NULL,
+    first_seen_at         timestamptz NOT NULL,
+    stats_since           timestamptz,
+    resets                int         NOT NULL DEFAULT 0,
+    plans                 bigint      NOT NULL DEFAULT 0,
+    total_plan_time       float8      NOT NULL DEFAULT 0,
+    calls                 bigint      NOT NULL,
+    total_exec_time       float8      NOT NULL,
+    min_exec_time         float8      NOT NULL DEFAULT 0,
+    max_exec_time         float8      NOT NULL DEFAULT 0,
+    mean_exec_time        float8      NOT NULL DEFAULT 0,
+    stddev_exec_time      float8      NOT NULL DEFAULT 0,
+    rows                  bigint      NOT NULL DEFAULT 0,
+    shared_blks_hit       bigint      NOT NULL DEFAULT 0,
+    shared_blks_read      bigint      NOT NULL DEFAULT 0,
+    shared_blks_dirtied   bigint      NOT NULL DEFAULT 0,
+    shared_blks_written   bigint      NOT NULL DEFAULT 0,
+    local_blks_hit        bigint      NOT NULL DEFAULT 0,
+    local_blks_read       bigint      NOT NULL DEFAULT 0,
+    temp_blks_read        bigint      NOT NULL DEFAULT 0,
+    temp_blks_written     bigint      NOT NULL DEFAULT 0,
+    shared_blk_read_time  float8      NOT NULL DEFAULT 0,
+    shared_blk_write_time float8      NOT NULL DEFAULT 0,
+    wal_records           bigint      NOT NULL DEFAULT 0,
+    wal_fpi               bigint      NOT NULL DEFAULT 0,
+    wal_bytes             numeric     NOT NULL DEFAULT 0,
+    PRIMARY KEY (instance_id, dbid, userid, queryid, toplevel)
+) WITH (fillfactor = 70);

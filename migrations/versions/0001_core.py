@@ -3,15 +3,16 @@
 Revision ID: 0001
 Revises:
 """
+import re
+
+from alembic import op
+
 from pganalytics.migrations.ddl import execute, run_schema_files
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-_ROLES = ("pganalytics_collector", "pganalytics_gateway", "pganalytics_admin")
-
 
 def upgrade() -> None:
     run_schema_files("0001")
@@ -40,6 +41,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     execute("ALTER DEFAULT PRIVILEGES IN SCHEMA pganalytics GRANT EXECUTE ON FUNCTIONS TO PUBLIC")
+    with op.get_bind().connection.driver_connection.cursor() as cur:
+        cur.execute("SELECT substr(key, 14) FROM pganalytics.meta WHERE key LIKE 'created_role.%'")
+        created_roles = [r[0] for r in cur.fetchall() if re.fullmatch(r"pganalytics_[a-z]+", r[0])]
     execute("""
         DO $ext$
         BEGIN
@@ -50,8 +54,8 @@ def downgrade() -> None:
         $ext$;
         DROP SCHEMA pganalytics CASCADE;
     """)
-    # Roles are cluster-wide: drop them unless another database still uses them.
-    for role in _ROLES:
+    # Roles are cluster-wide: drop the ones upgrade created, unless another database uses them.
+    for role in created_roles:
         execute(f"""
             DO $role$
             BEGIN

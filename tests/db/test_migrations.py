@@ -1,0 +1,108 @@
+"""Migration-driven install: upgrade, idempotence, upgrade-path equivalence, full downgrade."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pganalytics import store
+
+from .catalog import snapshot
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_fresh_install_creates_schema(databases):
+    dsn = databases.create()
+    store.upgrade(dsn)
+    assert store.current_revision(dsn) == "0002"
+    snap = snapshot(dsn)
+    tables = {r[0] for r in snap["relations"] if r[1] in ("r", "p")}
+    assert {"instances", "databases", "series", "samples", "snapshots", "query_stats",
+            "query_stat_deltas", "query_executions", "query_texts", "api_tokens"} <= tables
+    functions = {r[0].split("(")[0] for r in snap["functions"]}
+    assert {"pganalytics.analyze_query_performance", "pganalytics.ingest_query_stats",
+            "pganalytics.robust_zscore"} <= functions
+
+
+def test_upgrade_twice_is_a_noop(databases):
+    dsn = databases.create()
+    store.upgrade(dsn)
+    with psycopg.connect(dsn) as conn:
+        oids_before = conn.execute(
+            "SELECT array_agg(oid ORDER BY oid) FROM pg_proc "
+            "WHERE pronamespace = 'pganalytics'::regnamespace").fetchone()[0]
+    before = snapshot(dsn)
+    store.upgrade(dsn)
+    with psycopg.connect(dsn) as conn:
+        oids_after = conn.execute(
+            "SELECT array_agg(oid ORDER BY oid) FROM pg_proc "
+            "WHERE pronamespace = 'pganalytics'::regnamespace").fetchone()[0]
+    assert snapshot(dsn) == before
+    # Not just equal: nothing was dropped and re-created.
+    assert oids_after == oids_before
+
+
+def test_upgrade_from_first_revision_equals_fresh_install(databases):
+    fresh = databases.create()
+    store.upgrade(fresh)
+    stepped = databases.create()
+    store.upgrade(stepped, "0001")
+    assert store.current_revision(stepped) == "0001"
+    store.upgrade(stepped, "head")
+    assert snapshot(stepped) == snapshot(fresh)
+
+
+def test_downgrade_base_removes_everything(databases):
+    dsn = databases.create()
+    empty = snapshot(dsn)
+    store.upgrade(dsn)
+    store.downgrade(dsn, "base")
+    assert snapshot(dsn) == empty
+    assert store.current_revision(dsn) is None
+
+
+def test_downgrade_one_step_then_upgrade_again(databases):
+    dsn = databases.create()
+    store.upgrade(dsn)
+    full = snapshot(dsn)
+    store.downgrade(dsn, "0001")
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT to_regclass('pganalytics.query_stats')").fetchone()[0] is None
+    store.upgrade(dsn)
+    assert snapshot(dsn) == full
+
+
+def test_failed_install_leaves_nothing(databases, monkeypatch):
+    """A broken replaceable file aborts the whole install: one transaction, nothing left."""
+    from pganalytics import replaceable
+
+    dsn = databases.create()
+    empty = snapshot(dsn)
+    real = replaceable.select_files
+
+    def broken(major):
+        files = real(major)
+        return files + [replaceable.SqlFile("api/zz_broken.sql", "api/zz_broken.sql",
+                                            "CREATE VIEW pganalytics.broken AS SELECT * FROM nowhere;")]
+
+    monkeypatch.setattr(replaceable, "select_files", broken)
+    with pytest.raises(Exception, match="zz_broken"):
+        store.upgrade(dsn)
+    assert snapshot(dsn) == empty
+    assert store.current_revision(dsn) is None
+
+
+def test_released_schema_files_are_frozen():
+    """Run-once DDL never changes after release: migrations/FROZEN pins each file's hash."""
+    frozen = {}
+    for line in (ROOT / "migrations" / "FROZEN").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            digest, path = line.split(maxsplit=1)
+            frozen[path] = digest
+    assert frozen, "migrations/FROZEN lists no released files"
+    for path, digest in frozen.items():
+        actual = hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
+        assert actual == digest, f"{path} changed after release: add a new revision instead"

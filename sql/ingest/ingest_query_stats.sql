@@ -30,6 +30,12 @@ BEGIN
         RAISE EXCEPTION 'ingest_query_stats: no staged snapshot in this session'
             USING HINT = 'call pganalytics.open_staging() and COPY into stage_query_stats first';
     END IF;
+    IF EXISTS (SELECT FROM pg_temp.stage_query_stats
+               GROUP BY dbid, userid, queryid, toplevel HAVING count(*) > 1) THEN
+        RAISE EXCEPTION 'ingest_query_stats: the staged snapshot holds an entry twice'
+            USING ERRCODE = 'cardinality_violation',
+                  HINT = 'stage each (dbid, userid, queryid, toplevel) once';
+    END IF;
     IF NOT pganalytics.begin_snapshot(p_instance_id, 'query_stats', p_collected_at) THEN
         RETURN 0;  -- already delivered
     END IF;

@@ -15,3 +15,4 @@ CREATE TABLE pganalytics.instances (
     created_at         timestamptz NOT NULL DEFAULT now(),
     last_seen_at       timestamptz
 );
+GRANT SELECT (instance_id, name, conn_ref, server_version_num), UPDATE (server_version_num) ON pganalytics.instances TO pganalytics_collector;

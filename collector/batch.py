@@ -1,0 +1,28 @@
+"""What one collection cycle hands to the store: self-contained, replayable batches.
+
+Each batch carries (instance, source, collected_at), so delivering it twice is harmless: the
+store's snapshot ledger rejects the second copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass
+class QueryStatsBatch:
+    instance: str
+    collected_at: datetime
+    copy_data: bytes  # binary COPY of pganalytics.query_stats_stage rows
+    rows: int
+    dealloc: int | None = None
+    stats_reset: datetime | None = None
+    source: str = field(default="query_stats", init=False)
+
+
+@dataclass
+class SamplesBatch:
+    instance: str
+    source: str
+    collected_at: datetime
+    samples: list[tuple[str, dict, str, float]]  # (metric, labels, kind, value) at collected_at

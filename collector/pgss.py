@@ -1,0 +1,69 @@
+"""pg_stat_statements: the SELECT that matches what the target's extension really has.
+
+The store's column names follow PG 17+ (pg_stat_statements 1.11): older targets map
+blk_read_time/blk_write_time onto shared_blk_read_time/shared_blk_write_time, and columns a
+version lacks (stats_since before 1.11) become NULL. Every column is cast to the staging
+type so the binary COPY stream can go straight into the store.
+"""
+from __future__ import annotations
+
+from .target import TargetError, TargetInfo
+
+# staging column -> (candidate source columns in preference order, SQL type)
+COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "dbid": (("dbid",), "oid"),
+    "userid": (("userid",), "oid"),
+    "queryid": (("queryid",), "bigint"),
+    "toplevel": (("toplevel",), "boolean"),
+    "stats_since": (("stats_since",), "timestamptz"),
+    "plans": (("plans",), "bigint"),
+    "total_plan_time": (("total_plan_time",), "float8"),
+    "calls": (("calls",), "bigint"),
+    "total_exec_time": (("total_exec_time",), "float8"),
+    "min_exec_time": (("min_exec_time",), "float8"),
+    "max_exec_time": (("max_exec_time",), "float8"),
+    "mean_exec_time": (("mean_exec_time",), "float8"),
+    "stddev_exec_time": (("stddev_exec_time",), "float8"),
+    "rows": (("rows",), "bigint"),
+    "shared_blks_hit": (("shared_blks_hit",), "bigint"),
+    "shared_blks_read": (("shared_blks_read",), "bigint"),
+    "shared_blks_dirtied": (("shared_blks_dirtied",), "bigint"),
+    "shared_blks_written": (("shared_blks_written",), "bigint"),
+    "local_blks_hit": (("local_blks_hit",), "bigint"),
+    "local_blks_read": (("local_blks_read",), "bigint"),
+    "temp_blks_read": (("temp_blks_read",), "bigint"),
+    "temp_blks_written": (("temp_blks_written",), "bigint"),
+    "shared_blk_read_time": (("shared_blk_read_time", "blk_read_time"), "float8"),
+    "shared_blk_write_time": (("shared_blk_write_time", "blk_write_time"), "float8"),
+    "wal_records": (("wal_records",), "bigint"),
+    "wal_fpi": (("wal_fpi",), "bigint"),
+    "wal_bytes": (("wal_bytes",), "numeric"),
+    "query": (("query",), "text"),
+}
+REQUIRED = ("dbid", "userid", "queryid", "toplevel", "calls", "total_exec_time")
+
+
+def select_sql(info: TargetInfo) -> str:
+    if info.pgss_version is None:
+        raise TargetError("pg_stat_statements is not installed in the target database: run "
+                          "CREATE EXTENSION pg_stat_statements (it must also be listed in "
+                          "shared_preload_libraries)")
+    exprs = []
+    for name, (candidates, sqltype) in COLUMNS.items():
+        source = next((c for c in candidates if c in info.pgss_columns), None)
+        if source is None and name in REQUIRED:
+            raise TargetError(f"pg_stat_statements {info.pgss_version} has no {name} column: "
+                              "pg_stat_statements 1.9 or newer is needed")
+        exprs.append(f"{source}::{sqltype}" if source else f"NULL::{sqltype}")
+    # queryid is NULL for entries whose text the user may not see; they cannot be keyed.
+    return (f"SELECT {', '.join(exprs)} FROM pg_stat_statements "
+            "WHERE queryid IS NOT NULL")
+
+
+def copy_out_sql(info: TargetInfo) -> str:
+    return f"COPY ({select_sql(info)}) TO STDOUT (FORMAT BINARY)"
+
+
+STAGE_COLUMNS = ", ".join(COLUMNS)
+
+INFO_SQL = "SELECT dealloc, stats_reset FROM pg_stat_statements_info"

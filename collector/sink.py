@@ -1,0 +1,71 @@
+"""Delivering batches to the store: COPY into staging, then one SQL call, one transaction.
+
+Re-delivering a batch is harmless (the store's snapshot ledger answers "already have it"),
+which is what makes retrying after a store outage safe.
+"""
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from . import pgss
+from .batch import QueryStatsBatch, SamplesBatch
+
+
+class Sink:
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+        self._instance_ids: dict[str, int] = {}
+        self._series: dict[tuple[int, str, str], int] = {}
+        self._staging_open = False
+
+    def instance_id(self, name: str) -> int:
+        if name not in self._instance_ids:
+            row = self.conn.execute(
+                "SELECT instance_id FROM pganalytics.instances WHERE name = %s", (name,)).fetchone()
+            if row is None:
+                raise LookupError(f"instance {name!r} is not registered in the store: "
+                                  "add it with `pganalytics targets add`")
+            self._instance_ids[name] = row[0]
+        return self._instance_ids[name]
+
+    def deliver_query_stats(self, batch: QueryStatsBatch) -> int:
+        """Returns the number of entries merged (0 when the batch was already delivered)."""
+        iid = self.instance_id(batch.instance)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if not self._staging_open:
+                cur.execute("SELECT pganalytics.open_staging()")
+                self._staging_open = True
+            with cur.copy(f"COPY stage_query_stats ({pgss.STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(batch.copy_data)
+            cur.execute("SELECT pganalytics.ingest_query_stats(%s, %s, %s, %s)",
+                        (iid, batch.collected_at, batch.dealloc, batch.stats_reset))
+            return cur.fetchone()[0]
+
+    def _series_ids(self, iid: int, samples) -> list[int]:
+        missing = {(m, json.dumps(l, sort_keys=True), k) for m, l, k, _ in samples
+                   if (iid, m, json.dumps(l, sort_keys=True)) not in self._series}
+        if missing:
+            metrics, labels, kinds = zip(*sorted(missing))
+            rows = self.conn.execute(
+                "SELECT metric, labels::text, series_id FROM pganalytics.series_ids(%s, %s, %s::jsonb[], %s)",
+                (iid, list(metrics), list(labels), list(kinds))).fetchall()
+            for metric, label_text, sid in rows:
+                self._series[(iid, metric, json.dumps(json.loads(label_text), sort_keys=True))] = sid
+        return [self._series[(iid, m, json.dumps(l, sort_keys=True))] for m, l, _, _ in samples]
+
+    def deliver_samples(self, batch: SamplesBatch) -> int:
+        iid = self.instance_id(batch.instance)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            ids = self._series_ids(iid, batch.samples)
+            cur.execute("SELECT pganalytics.begin_snapshot(%s, %s, %s, %s, %s)",
+                        (iid, batch.source, batch.collected_at, batch.collected_at, batch.collected_at))
+            if not cur.fetchone()[0]:
+                return 0
+            with cur.copy("COPY pganalytics.samples (instance_id, series_id, ts, value) "
+                          "FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int4", "int4", "timestamptz", "float8"])
+                for sid, (_, _, _, value) in zip(ids, batch.samples):
+                    copy.write_row((iid, sid, batch.collected_at, value))
+            return len(ids)

@@ -1,0 +1,36 @@
+"""Feed synthetic pg_stat_statements snapshots through the real ingest path."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def entry(queryid, calls, total, *, mean=None, stddev=0.0, dbid=1, userid=10, query=None, **more):
+    row = {"dbid": dbid, "userid": userid, "queryid": queryid, "toplevel": True,
+           "calls": calls, "total_exec_time": total,
+           "mean_exec_time": total / calls if mean is None and calls else (mean or 0.0),
+           "stddev_exec_time": stddev, "query": query or f"SELECT {queryid}"}
+    row.update(more)
+    return row
+
+
+def ingest(conn, instance_id: int, collected_at, entries, dealloc=0, stats_reset=None) -> int:
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT pganalytics.open_staging()")
+        for e in entries:
+            cols = ", ".join(e)
+            cur.execute(f"INSERT INTO stage_query_stats ({cols}) VALUES ({', '.join(['%s'] * len(e))})",
+                        list(e.values()))
+        cur.execute("SELECT pganalytics.ingest_query_stats(%s, %s, %s, %s)",
+                    (instance_id, collected_at, dealloc, stats_reset))
+        return cur.fetchone()[0]
+
+
+def register(conn, name="db1") -> int:
+    return conn.execute("SELECT pganalytics.register_instance(%s, %s)",
+                        (name, "host=127.0.0.1 dbname=app")).fetchone()[0]

@@ -36,15 +36,16 @@ def mark_store(request: Request, up: bool) -> None:
     request.app.state.metrics.store_up = up
 
 
-async def fetch_all(request: Request, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+async def fetch_all(request: Request, sql: str, params: tuple = (), *,
+                    timeout: float | None = None) -> list[dict[str, Any]]:
     """Run one parameterised statement and return its rows as dicts.
 
     psycopg errors propagate (errors.py maps them to HTTP); connection failures also flip
-    the store-up gauge.
+    the store-up gauge. ``timeout`` bounds the wait for a pooled connection.
     """
     state = request.app.state
     try:
-        async with state.pool.connection(timeout=state.timeout) as conn:
+        async with state.pool.connection(timeout=timeout or state.timeout) as conn:
             async with conn.cursor(row_factory=dict_row) as cur:
                 await cur.execute(sql, params)
                 rows = await cur.fetchall()

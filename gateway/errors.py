@@ -62,7 +62,8 @@ async def store_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return error_response(504, "the store took too long to answer this request")
     if store_unreachable(exc):
-        log.warning("store unreachable: %s", type(exc).__name__)
+        # for the operator (libpq never puts the password in its messages); not for clients
+        log.warning("store unreachable: %s: %s", type(exc).__name__, str(exc).strip()[:300])
         return error_response(503, STORE_UNAVAILABLE)
     log.error("store error %s on %s: %s", exc.sqlstate, request.url.path, _primary(exc))
     return error_response(500, "the store could not answer this request (see the gateway log)")

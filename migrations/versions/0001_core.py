@@ -35,12 +35,9 @@ def upgrade() -> None:
                        "database host (Debian: apt-get install python3-numpy)" % exc)
         $numpy$ LANGUAGE plpython3u;
     """)
-    # Functions are callable by PUBLIC by default; ours are granted explicitly instead.
-    execute("ALTER DEFAULT PRIVILEGES IN SCHEMA pganalytics REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC")
 
 
 def downgrade() -> None:
-    execute("ALTER DEFAULT PRIVILEGES IN SCHEMA pganalytics GRANT EXECUTE ON FUNCTIONS TO PUBLIC")
     with op.get_bind().connection.driver_connection.cursor() as cur:
         cur.execute("SELECT substr(key, 14) FROM pganalytics.meta WHERE key LIKE 'created_role.%'")
         created_roles = [r[0] for r in cur.fetchall() if re.fullmatch(r"pganalytics_[a-z]+", r[0])]

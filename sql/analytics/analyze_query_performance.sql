@@ -101,7 +101,7 @@ BEGIN
            ('latency_regression' = ANY (f.why))
              OR (coalesce(cardinality(f.baseline), 0) < 4 AND f.stddev_time > f.mean_time),
            f.why,
-           coalesce(array_to_string(ARRAY(
+           coalesce(nullif(array_to_string(ARRAY(
                SELECT CASE r
                    WHEN 'latency_regression' THEN pg_catalog.format(
                        'Latest interval averaged %s ms against a usual %s ms: compare its current plan with earlier ones (query_executions) and check lock waits and I/O in that interval.',
@@ -118,11 +118,13 @@ BEGIN
                    WHEN 'many_rows' THEN
                        'Returns over 10,000 rows per call: paginate, aggregate in the database, or select fewer columns.'
                END
-               FROM unnest(f.why) AS r), ' '), 'No problem found.')
+               FROM unnest(f.why) AS r), ' '), ''), 'No problem found.')
     FROM flagged f
     JOIN pganalytics.instances i ON i.instance_id = f.instance_id
     LEFT JOIN pganalytics.query_texts qt ON qt.instance_id = f.instance_id AND qt.queryid = f.queryid
     ORDER BY 11 DESC, f.total_time DESC;
 END
 $$;
+-- Functions are executable by PUBLIC unless revoked (per-schema default privileges cannot revoke it).
+REVOKE ALL ON FUNCTION pganalytics.analyze_query_performance(text, interval, bigint, float8) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pganalytics.analyze_query_performance(text, interval, bigint, float8) TO pganalytics_gateway, pganalytics_admin;

@@ -10,4 +10,6 @@ BEGIN
         (LIKE pganalytics.query_stats_stage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 END
 $$;
+-- Functions are executable by PUBLIC unless revoked (per-schema default privileges cannot revoke it).
+REVOKE ALL ON FUNCTION pganalytics.open_staging() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pganalytics.open_staging() TO pganalytics_collector;

@@ -10,8 +10,6 @@ from starlette.testclient import TestClient
 
 from pganalytics.gateway.app import create_app
 
-from ..conftest import dsn_with_db
-
 
 @pytest.fixture
 def gateway_dsn(store_dsn, store_conn):

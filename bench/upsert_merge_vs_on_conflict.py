@@ -1,0 +1,523 @@
+#!/usr/bin/env python3
+"""MERGE vs INSERT ... ON CONFLICT for the query_stats snapshot upsert, measured in one run.
+
+A 1M-row `query_stats` (the real column set and PK of sql/schema/0002/02_query_stats.sql,
+10 instances x 100k entries, each instance's rows together as a first snapshot leaves them)
+takes a 100k-row pg_stat_statements-like snapshot of one instance, staged by binary COPY
+into a temp table as the collector does. Cases: every key exists; 90 % exist + 10 % new.
+In the snapshot half the entries ran (counters grew), 0.1 % were reset, the rest are unchanged.
+
+  (a) INSERT ... ON CONFLICT DO UPDATE          (b) MERGE, same semantics as (a)
+  (c) the product's statement: a data-modifying CTE writing per-interval deltas + MERGE with
+      reset detection, taken verbatim from sql/ingest/ingest_query_stats.sql
+  (d) the fair baseline for (c): the same deltas INSERT ... SELECT, then ON CONFLICT with the
+      same reset detection
+
+Each run upserts a different instance's 100k rows (disjoint parts of the table and index),
+so one reset of the table (rebuilt from a saved 1M-row copy, VACUUM FREEZE, CHECKPOINT)
+serves 10 runs; a CHECKPOINT precedes every run, so every run starts from the same state.
+Times: COPY into staging, ANALYZE of staging, and the upsert statement(s) + COMMIT (the
+rows/s) are reported separately. Knobs are changed one at a time from the tuned setup.
+
+  .venv/bin/python bench/upsert_merge_vs_on_conflict.py                  # newest local PG
+  .venv/bin/python bench/upsert_merge_vs_on_conflict.py --pg-bindir "$(scripts/pg18.sh)"
+  .venv/bin/python bench/upsert_merge_vs_on_conflict.py --dsn "host=... dbname=scratch"
+
+With --dsn it works in a scratch schema `bench` (dropped at the end) and needs a superuser
+(or pg_checkpoint) for CHECKPOINT. Writes bench/results/upsert-pgNN.json.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from pganalytics import localpg  # noqa: E402
+
+INGEST_SQL = ROOT / "sql" / "ingest" / "ingest_query_stats.sql"
+KEY = ["dbid", "userid", "queryid", "toplevel"]
+COUNTERS = ["plans", "total_plan_time", "calls", "total_exec_time", "min_exec_time",
+            "max_exec_time", "mean_exec_time", "stddev_exec_time", "rows", "shared_blks_hit",
+            "shared_blks_read", "shared_blks_dirtied", "shared_blks_written", "local_blks_hit",
+            "local_blks_read", "temp_blks_read", "temp_blks_written", "shared_blk_read_time",
+            "shared_blk_write_time", "wal_records", "wal_fpi", "wal_bytes"]
+STAGE = KEY + ["stats_since"] + COUNTERS  # staged columns (query text left NULL)
+PREV_AT, COLLECTED_AT = "2026-01-01 00:00:00+00", "2026-01-01 00:01:00+00"
+INSTANCES, PER_INSTANCE, NEW_KEYS = 10, 100_000, 10_000
+CASES = {"all": "all keys exist", "new10": "90% exist + 10% new"}
+METHODS = {"a": "INSERT ON CONFLICT", "b": "MERGE",
+           "c": "CTE deltas + MERGE (product)", "d": "deltas INSERT + ON CONFLICT"}
+TUNED = {"fillfactor": 70, "order": "client", "analyze": True, "work_mem": None, "plan": None}
+# Each knob changes one thing from TUNED.
+KNOBS = {
+    "tuned (ff 70, client-sorted, ANALYZE stage)": {},
+    "unsorted input (pgss hash order)": {"order": "none"},
+    "unsorted input + ORDER BY pk in the statement": {"order": "statement"},
+    "no ANALYZE of staging": {"analyze": False},
+    "fillfactor 100": {"fillfactor": 100},
+    "work_mem 64MB": {"work_mem": "64MB"},
+    "force nested loop (hash/merge join off)": {"plan": "nestloop"},
+}
+
+SETTINGS = {  # for the throwaway cluster: enough memory that the table stays in shared_buffers
+    "shared_buffers": "'4GB'", "max_wal_size": "'16GB'", "checkpoint_timeout": "'1h'",
+    "autovacuum": "off", "jit": "off", "synchronize_seqscans": "off",
+}
+
+
+def qs_table_sql(fillfactor: int) -> str:
+    cols = ",\n".join(f"    {c} {t}" for c, t in [
+        ("instance_id", "int NOT NULL"), ("dbid", "oid NOT NULL"), ("userid", "oid NOT NULL"),
+        ("queryid", "bigint NOT NULL"), ("toplevel", "boolean NOT NULL"),
+        ("collected_at", "timestamptz NOT NULL"), ("first_seen_at", "timestamptz NOT NULL"),
+        ("stats_since", "timestamptz"), ("resets", "int NOT NULL DEFAULT 0"),
+        *[(c, f"{COLTYPE[c]} NOT NULL DEFAULT 0") for c in COUNTERS]])
+    return (f"CREATE TABLE bench.query_stats (\n{cols}\n) WITH (fillfactor = {fillfactor}, "
+            "autovacuum_enabled = false)")
+
+
+COLTYPE = {c: "float8" if "time" in c else "bigint" for c in COUNTERS} | {"wal_bytes": "numeric"}
+
+SCHEMA_SQL = f"""
+CREATE SCHEMA bench;
+COMMENT ON SCHEMA bench IS 'pganalytics upsert benchmark scratch';
+CREATE TABLE bench.instances (instance_id int PRIMARY KEY);
+INSERT INTO bench.instances SELECT generate_series(1, {INSTANCES});
+CREATE UNLOGGED TABLE bench.query_stats_stage (
+    dbid oid NOT NULL, userid oid NOT NULL, queryid bigint NOT NULL, toplevel boolean NOT NULL,
+    stats_since timestamptz,
+    {", ".join(f"{c} {COLTYPE[c]} NOT NULL DEFAULT 0" for c in COUNTERS)},
+    query text);
+CREATE TABLE bench.query_stat_deltas (
+    instance_id int NOT NULL, dbid oid NOT NULL, userid oid NOT NULL, queryid bigint NOT NULL,
+    toplevel boolean NOT NULL, collected_at timestamptz NOT NULL, interval_s float8,
+    after_reset boolean NOT NULL DEFAULT false, calls bigint NOT NULL, plans bigint NOT NULL,
+    total_plan_time float8 NOT NULL, total_exec_time float8 NOT NULL,
+    exec_time_sq float8 NOT NULL, rows bigint NOT NULL, shared_blks_hit bigint NOT NULL,
+    shared_blks_read bigint NOT NULL, shared_blks_dirtied bigint NOT NULL,
+    shared_blks_written bigint NOT NULL, temp_blks_read bigint NOT NULL,
+    temp_blks_written bigint NOT NULL, shared_blk_read_time float8 NOT NULL,
+    wal_bytes numeric NOT NULL
+) PARTITION BY RANGE (collected_at);
+CREATE INDEX ON bench.query_stat_deltas USING brin (collected_at);
+CREATE INDEX ON bench.query_stat_deltas (instance_id, queryid, collected_at);
+CREATE TABLE bench.query_stat_deltas_p20260101 PARTITION OF bench.query_stat_deltas
+    FOR VALUES FROM ('2026-01-01 00:00+00') TO ('2026-01-02 00:00+00')
+    WITH (autovacuum_enabled = false);
+"""
+
+# Keys 1..100k exist in every instance; 100001..110000 are the new ones. Counters of key i
+# are the same in every instance, so one staged snapshot fits whichever instance a run uses.
+DATA_SQL = f"""
+SELECT setseed(0.42);
+CREATE TABLE bench.base AS
+SELECT i, (16384 + i % 7)::oid AS dbid, (10 + (i * 31) % 13)::oid AS userid,
+       ('x' || substr(md5(i::text), 1, 16))::bit(64)::bigint AS queryid, (i % 20 <> 0) AS toplevel,
+       c AS calls, c * m AS total_exec_time, m * random() * 0.5 AS min_exec_time,
+       m * (1 + random() * 10) AS max_exec_time, m AS mean_exec_time, m * random() AS stddev_exec_time,
+       c * (random() * 10)::int AS rows, c * (random() * 100)::bigint AS shared_blks_hit,
+       c * (random() * 3)::bigint AS shared_blks_read, (c * random())::bigint AS shared_blks_dirtied,
+       (c * random() * 0.1)::bigint AS shared_blks_written, (c * random() * 2)::bigint AS wal_records,
+       (c * random() * 0.05)::bigint AS wal_fpi, round((c * random() * 300)::numeric) AS wal_bytes
+FROM generate_series(1, {PER_INSTANCE + NEW_KEYS}) i,
+     LATERAL (SELECT 1 + (random() * 100000)::bigint + i * 0 AS c, 0.05 + random() * 20 + i * 0 AS m) r;
+CREATE TABLE bench.seed AS
+SELECT n AS instance_id, dbid, userid, queryid, toplevel,
+       '{PREV_AT}'::timestamptz AS collected_at, '2025-12-01 00:00+00'::timestamptz AS first_seen_at,
+       '2025-12-01 00:00+00'::timestamptz AS stats_since, 0 AS resets,
+       {", ".join(c if c in ("calls", "total_exec_time", "min_exec_time", "max_exec_time",
+                              "mean_exec_time", "stddev_exec_time", "rows", "shared_blks_hit",
+                              "shared_blks_read", "shared_blks_dirtied", "shared_blks_written",
+                              "wal_records", "wal_fpi", "wal_bytes")
+                  else f"0::{COLTYPE[c]} AS {c}" for c in COUNTERS)}
+FROM generate_series(1, {INSTANCES}) n, bench.base b
+WHERE b.i <= {PER_INSTANCE}
+ORDER BY n, md5('heap' || b.i);
+CREATE TABLE bench.snap AS
+SELECT b.i, dbid, userid, queryid, toplevel,
+       CASE WHEN reset THEN '2026-01-01 00:00:30+00' ELSE '2025-12-01 00:00+00' END::timestamptz AS stats_since,
+       0::bigint AS plans, 0::float8 AS total_plan_time,
+       CASE WHEN reset THEN d ELSE calls + d END AS calls,
+       CASE WHEN reset THEN d * mean_exec_time ELSE total_exec_time + d * mean_exec_time END AS total_exec_time,
+       min_exec_time, max_exec_time, mean_exec_time, stddev_exec_time,
+       CASE WHEN reset THEN d ELSE rows + d * 3 END AS rows,
+       CASE WHEN reset THEN d * 7 ELSE shared_blks_hit + d * 40 END AS shared_blks_hit,
+       CASE WHEN reset THEN 0 ELSE shared_blks_read + d END AS shared_blks_read,
+       shared_blks_dirtied, shared_blks_written, 0::bigint AS local_blks_hit, 0::bigint AS local_blks_read,
+       0::bigint AS temp_blks_read, 0::bigint AS temp_blks_written, 0::float8 AS shared_blk_read_time,
+       0::float8 AS shared_blk_write_time, wal_records + d AS wal_records, wal_fpi,
+       wal_bytes + d * 120 AS wal_bytes
+FROM bench.base b,
+     LATERAL (SELECT b.i % 1000 = 7 AS reset,
+                     CASE WHEN b.i > {PER_INSTANCE} OR b.i % 2 = 0 OR b.i % 1000 = 7
+                          THEN 1 + (random() * 1000)::bigint ELSE 0 END AS d) x;
+"""
+CASE_WHERE = {"all": f"i <= {PER_INSTANCE}",
+              "new10": f"(i <= {PER_INSTANCE} AND i % 10 <> 3) OR i > {PER_INSTANCE}"}
+
+
+def product_statement() -> tuple[str, str]:
+    """The CTE + MERGE statement of the product's ingest function, retargeted to `bench`,
+    and the prefix (its cmp/base/deltas CTEs) that method (d) reuses for the deltas."""
+    text = INGEST_SQL.read_text()
+    m = re.search(r"\n(\s*WITH cmp AS \(.*?MERGE INTO .*?);\s*\n\s*GET DIAGNOSTICS", text, re.S)
+    if not m:
+        raise SystemExit(f"cannot find the WITH cmp ... MERGE statement in {INGEST_SQL}")
+    stmt = m.group(1).replace("%", "%%").replace("pganalytics.", "bench.")
+    for var, ph in [("p_instance_id", "%(iid)s::int"), ("p_collected_at", "%(ts)s::timestamptz"),
+                    ("prev_at", "%(prev)s::timestamptz"), ("p_stats_reset", "%(reset)s::timestamptz")]:
+        stmt = re.sub(rf"\b{var}\b", ph, stmt)
+    cut = stmt.index("MERGE INTO bench.query_stats")
+    return stmt, stmt[:cut] + "SELECT 1"
+
+
+def on_conflict_sql(order: str, detect_resets: bool) -> str:
+    cols = ["instance_id", *KEY, "collected_at", "first_seen_at", "stats_since", *COUNTERS]
+    sel = ["%(iid)s::int", *(f"s.{c}" for c in KEY), "%(ts)s::timestamptz", "%(ts)s::timestamptz",
+           "s.stats_since", *(f"s.{c}" for c in COUNTERS)]
+    sets = [f"{c} = EXCLUDED.{c}" for c in ["collected_at", "stats_since", *COUNTERS]]
+    if detect_resets:
+        sets.insert(2, "resets = t.resets + (EXCLUDED.calls < t.calls "
+                       "OR EXCLUDED.total_exec_time < t.total_exec_time "
+                       "OR EXCLUDED.stats_since IS DISTINCT FROM t.stats_since "
+                       "OR (%(reset)s::timestamptz IS NOT NULL AND %(reset)s::timestamptz > t.collected_at))::int")
+    order_by = f" ORDER BY {', '.join(KEY)}" if order == "statement" else ""
+    return (f"INSERT INTO bench.query_stats AS t ({', '.join(cols)})\n"
+            f"SELECT {', '.join(sel)} FROM pg_temp.stage_query_stats s{order_by}\n"
+            f"ON CONFLICT (instance_id, {', '.join(KEY)}) DO UPDATE SET {', '.join(sets)}")
+
+
+def merge_sql(order: str) -> str:
+    src = ("(SELECT * FROM pg_temp.stage_query_stats ORDER BY " + ", ".join(KEY) + ")"
+           if order == "statement" else "pg_temp.stage_query_stats")
+    cols = ["instance_id", *KEY, "collected_at", "first_seen_at", "stats_since", *COUNTERS]
+    vals = ["%(iid)s::int", *(f"s.{c}" for c in KEY), "%(ts)s::timestamptz", "%(ts)s::timestamptz",
+            "s.stats_since", *(f"s.{c}" for c in COUNTERS)]
+    on = " AND ".join(["t.instance_id = %(iid)s::int", *(f"t.{c} = s.{c}" for c in KEY)])
+    sets = ["collected_at = %(ts)s::timestamptz", "stats_since = s.stats_since",
+            *(f"{c} = s.{c}" for c in COUNTERS)]
+    return (f"MERGE INTO bench.query_stats t USING {src} s ON {on}\n"
+            f"WHEN MATCHED THEN UPDATE SET {', '.join(sets)}\n"
+            f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join(vals)})")
+
+
+class Bench:
+    def __init__(self, conn: psycopg.Connection, log):
+        self.conn, self.log = conn, log
+        self.fillfactor: int | None = None
+        self.free_slots: list[int] = []
+        self.resets: list[float] = []
+        self.product, self.product_deltas = product_statement()
+
+    def setup(self) -> dict:
+        c = self.conn
+        row = c.execute("SELECT obj_description('bench'::regnamespace)").fetchone() \
+            if c.execute("SELECT to_regnamespace('bench')").fetchone()[0] else None
+        if row is not None:
+            if row[0] != "pganalytics upsert benchmark scratch":
+                raise SystemExit("schema `bench` exists and is not this benchmark's: refusing to drop it")
+            c.execute("DROP SCHEMA bench CASCADE")
+        t0 = time.perf_counter()
+        c.execute(SCHEMA_SQL)
+        c.execute(DATA_SQL)
+        c.execute("VACUUM (FREEZE, ANALYZE) bench.seed")
+        self.snapshots = {}
+        for case, where in CASE_WHERE.items():
+            for order, order_by in [("none", "md5('pgss' || i)"), ("client", ", ".join(KEY))]:
+                buf = bytearray()
+                with c.cursor().copy(f"COPY (SELECT {', '.join(STAGE)} FROM bench.snap WHERE {where} "
+                                     f"ORDER BY {order_by}) TO STDOUT (FORMAT BINARY)") as cp:
+                    for chunk in cp:
+                        buf += chunk
+                self.snapshots[case, order] = bytes(buf)
+        counts = {case: c.execute(f"SELECT count(*) FROM bench.snap WHERE {w}").fetchone()[0]
+                  for case, w in CASE_WHERE.items()}
+        self.rows = counts
+        self.log(f"setup: data generated in {time.perf_counter() - t0:.1f}s, snapshot rows {counts}, "
+                 f"{len(self.snapshots['all', 'none']) / 1e6:.1f} MB binary COPY per snapshot")
+        return counts
+
+    def reset(self, fillfactor: int) -> None:
+        t0 = time.perf_counter()
+        c = self.conn
+        c.execute("DROP TABLE IF EXISTS bench.query_stats")
+        c.execute(qs_table_sql(fillfactor))
+        c.execute("INSERT INTO bench.query_stats SELECT * FROM bench.seed")
+        c.execute(f"ALTER TABLE bench.query_stats ADD PRIMARY KEY (instance_id, {', '.join(KEY)})")
+        c.execute("ALTER TABLE bench.query_stats ADD FOREIGN KEY (instance_id) "
+                  "REFERENCES bench.instances ON DELETE CASCADE")
+        c.execute("VACUUM (FREEZE, ANALYZE) bench.query_stats")
+        self.fillfactor, self.free_slots = fillfactor, list(range(1, INSTANCES + 1))
+        self.resets.append(time.perf_counter() - t0)
+
+    def slot(self, fillfactor: int) -> int:
+        if self.fillfactor != fillfactor or not self.free_slots:
+            self.reset(fillfactor)
+        return self.free_slots.pop(0)
+
+    def statements(self, method: str, order: str) -> list[str]:
+        if method == "a":
+            return [on_conflict_sql(order, detect_resets=False)]
+        if method == "b":
+            return [merge_sql(order)]
+        if method == "c":
+            return [self.product]
+        return [self.product_deltas, on_conflict_sql(order, detect_resets=True)]
+
+    def run(self, method: str, case: str, cfg: dict, explain: bool = False) -> dict:
+        iid = self.slot(cfg["fillfactor"])
+        c = self.conn
+        c.execute("TRUNCATE bench.query_stat_deltas")
+        c.execute("DROP TABLE IF EXISTS pg_temp.stage_query_stats")
+        c.execute("CREATE TEMP TABLE stage_query_stats (LIKE bench.query_stats_stage "
+                  "INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        c.execute("RESET work_mem; RESET enable_hashjoin; RESET enable_mergejoin")
+        if cfg["work_mem"]:
+            c.execute(f"SET work_mem = '{cfg['work_mem']}'")
+        if cfg["plan"] == "nestloop":
+            c.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
+        c.execute("CHECKPOINT")
+        params = {"iid": iid, "ts": COLLECTED_AT, "prev": PREV_AT, "reset": None}
+        data = self.snapshots[case, "client" if cfg["order"] == "client" else "none"]
+        out: dict = {"method": method, "case": case, "instance": iid}
+        with c.cursor() as cur:
+            cur.execute("BEGIN")
+            t0 = time.perf_counter()
+            with cur.copy(f"COPY pg_temp.stage_query_stats ({', '.join(STAGE)}) "
+                          "FROM STDIN (FORMAT BINARY)") as cp:
+                cp.write(data)
+            out["copy_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if cfg["analyze"]:
+                cur.execute("ANALYZE pg_temp.stage_query_stats")
+            out["analyze_s"] = time.perf_counter() - t0
+            stmts = self.statements(method, cfg["order"])
+            if explain:
+                out["plan"] = [plan_summary(cur.execute("EXPLAIN (FORMAT JSON) " + s, params)
+                                            .fetchone()[0][0]["Plan"]) for s in stmts]
+            t0 = time.perf_counter()
+            for s in stmts:
+                cur.execute(s, params)
+            out["stmt_s"] = time.perf_counter() - t0
+            ins, upd, hot = cur.execute(
+                "SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                "WHERE relid = 'bench.query_stats'::regclass").fetchone()
+            deltas = cur.execute(
+                "SELECT n_tup_ins FROM pg_stat_xact_user_tables "
+                "WHERE relid = 'bench.query_stat_deltas_p20260101'::regclass").fetchone()[0]
+            t0 = time.perf_counter()
+            cur.execute("COMMIT")
+            out["commit_s"] = time.perf_counter() - t0
+        out["upsert_s"] = out["stmt_s"] + out["commit_s"]
+        out["rows"] = self.rows[case]
+        out.update(inserted=ins, updated=upd, hot_updated=hot, deltas=deltas)
+        if upd + ins != out["rows"]:
+            raise RuntimeError(f"method {method} {case}: {ins} inserted + {upd} updated != {out['rows']}")
+        return out
+
+
+def plan_summary(node: dict) -> str:
+    """Join and scan shape of a plan, e.g. 'Merge(Hash Join[Right](Seq Scan query_stats, ...))'."""
+    name = node.get("Operation", node["Node Type"]) if node["Node Type"] == "ModifyTable" \
+        else node["Node Type"]
+    if "Join Type" in node and ("Join" in name or name == "Nested Loop"):
+        name = f"{name}[{node['Join Type']}]"
+    if "Scan" in name and node.get("Relation Name"):
+        name += " " + node["Relation Name"]
+    if "Scan" in name and node.get("CTE Name"):
+        name += " " + node["CTE Name"]
+    kids = []
+    for k in node.get("Plans", []):
+        text = plan_summary(k)
+        if k.get("Subplan Name"):
+            text = f"{k['Subplan Name']}: {text}"
+        kids.append(text)
+    if name in ("Hash", "Materialize", "Result", "Memoize", "Gather") and len(kids) == 1:
+        return kids[0]
+    return f"{name}({', '.join(kids)})" if kids else name
+
+
+def med(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def summarize(runs: list[dict]) -> dict:
+    upd = sum(r["updated"] for r in runs)
+    return {"n": len(runs), "rows": runs[0]["rows"],
+            "upsert_s": med(runs, "upsert_s"), "rows_per_s": runs[0]["rows"] / med(runs, "upsert_s"),
+            "stmt_s": med(runs, "stmt_s"), "commit_s": med(runs, "commit_s"),
+            "copy_s": med(runs, "copy_s"), "analyze_s": med(runs, "analyze_s"),
+            "min_upsert_s": min(r["upsert_s"] for r in runs), "max_upsert_s": max(r["upsert_s"] for r in runs),
+            "hot_share": (sum(r["hot_updated"] for r in runs) / upd) if upd else None,
+            "deltas": runs[0]["deltas"], "plan": next((r["plan"] for r in runs if "plan" in r), None)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pg-bindir", help="server binaries for the throwaway cluster (default: newest installed)")
+    ap.add_argument("--dsn", help="use this database instead of a throwaway cluster")
+    ap.add_argument("--reps", type=int, default=5, help="runs per method and case (default 5)")
+    ap.add_argument("--knob-reps", type=int, default=3, help="runs per knob setting (default 3)")
+    ap.add_argument("--no-knobs", action="store_true", help="skip the knob table")
+    ap.add_argument("--out", help="JSON results path (default bench/results/upsert-pgNN.json)")
+    args = ap.parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    started = time.perf_counter()
+    cluster = None
+    try:
+        if args.dsn:
+            dsn = args.dsn
+        else:
+            bindir = localpg.find_bindir(args.pg_bindir)
+            settings = dict(SETTINGS)
+            pkglib = bindir.parent / "lib"
+            if not any((d / "pg_stat_statements.so").exists()
+                       for d in (pkglib, pkglib / "postgresql", Path(str(bindir).replace("/bin", "/lib")))):
+                settings["shared_preload_libraries"] = "''"
+            base = Path(tempfile.mkdtemp(prefix="pga-bench-", dir="/tmp"))
+            cluster = localpg.LocalCluster(base / "data", localpg.free_port(), bindir)
+            log(f"starting a throwaway cluster from {bindir} in {cluster.datadir}")
+            cluster.init(settings)
+            cluster.start()
+            dsn = cluster.dsn
+            localpg.wait_ready(dsn)
+        with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+            conn.execute("SET jit = off")
+            result = bench(conn, args, log)
+            result["server"]["throwaway_cluster"] = cluster is not None
+            result["server"]["cluster_settings"] = (
+                {k: v.strip("'") for k, v in settings.items()} if cluster else None)
+            conn.execute("DROP SCHEMA bench CASCADE")
+        result["total_s"] = round(time.perf_counter() - started, 1)
+        major = result["server"]["version_num"] // 10000
+        out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"upsert-pg{major}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        print(report(result))
+        log(f"wrote {out} (total {result['total_s']}s)")
+        return 0
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+            try:
+                cluster.datadir.parent.rmdir()
+            except OSError:
+                pass
+
+
+def bench(conn: psycopg.Connection, args, log) -> dict:
+    b = Bench(conn, log)
+    t_start = time.perf_counter()
+    info = conn.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int, "
+                        "current_setting('shared_buffers'), current_setting('work_mem'), "
+                        "current_setting('shared_preload_libraries'), current_setting('fsync'), "
+                        "current_setting('synchronous_commit'), current_setting('full_page_writes')").fetchone()
+    log(f"server {info[0]}")
+    b.setup()
+    main_runs: list[dict] = []
+    order = list(METHODS)
+    for rep in range(args.reps):
+        for case in CASES:
+            rot = order[rep % 4:] + order[:rep % 4]  # no method always runs first after a reset
+            for m in rot:
+                r = b.run(m, case, TUNED, explain=(rep == 0))
+                r["rep"] = rep
+                main_runs.append(r)
+        log(f"rep {rep + 1}/{args.reps} done ({time.perf_counter() - t_start:.0f}s)")
+    main = {case: {m: summarize([r for r in main_runs if r["case"] == case and r["method"] == m])
+                   for m in METHODS} for case in CASES}
+    knob_runs: list[dict] = []
+    knobs: dict = {}
+    if not args.no_knobs:
+        # grouped by fillfactor so the table is rebuilt only when it changes
+        for name, change in sorted(KNOBS.items(), key=lambda kv: kv[1].get("fillfactor", 70)):
+            cfg = TUNED | change
+            for rep in range(args.knob_reps):
+                for m in (["a", "b", "c", "d"] if rep % 2 == 0 else ["d", "c", "b", "a"]):
+                    r = b.run(m, "new10", cfg, explain=(rep == 0))
+                    r.update(knob=name, rep=rep)
+                    knob_runs.append(r)
+            knobs[name] = {"config": cfg, **{m: summarize([r for r in knob_runs
+                                                           if r["knob"] == name and r["method"] == m])
+                                             for m in METHODS}}
+            log(f"knob {name!r} done")
+        knobs = {k: knobs[k] for k in KNOBS}
+    return {
+        "bench": "upsert_merge_vs_on_conflict",
+        "server": {"version": info[0], "version_num": info[1], "shared_buffers": info[2],
+                   "work_mem": info[3], "shared_preload_libraries": info[4], "fsync": info[5],
+                   "synchronous_commit": info[6], "full_page_writes": info[7]},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version(), "psycopg": psycopg.__version__},
+        "shape": {"table_rows": INSTANCES * PER_INSTANCE, "instances": INSTANCES,
+                  "snapshot_rows": b.rows, "changed_share": 0.5, "reset_share": 0.001,
+                  "columns": 9 + len(COUNTERS), "pk": ["instance_id", *KEY]},
+        "tuned": TUNED, "methods": METHODS, "cases": CASES,
+        "product_sql_sha256": hashlib.sha256(INGEST_SQL.read_bytes()).hexdigest(),
+        "reset_s_median": statistics.median(b.resets), "resets": len(b.resets),
+        "main": main, "knobs": knobs, "runs": main_runs + knob_runs,
+    }
+
+
+def report(res: dict) -> str:
+    s = res["server"]
+    lines = [f"PostgreSQL {s['version']}: upsert of a pg_stat_statements snapshot into a "
+             f"{res['shape']['table_rows']:,}-row query_stats ({res['shape']['columns']} columns, "
+             f"PK {len(res['shape']['pk'])} columns)",
+             f"medians of {res['main']['all']['a']['n']} runs; tuned setup: fillfactor "
+             f"{res['tuned']['fillfactor']}, staged rows sorted by PK by the client, staging ANALYZEd; "
+             "time = statement(s) + COMMIT", ""]
+    hdr = f"{'case':<22}{'method':<34}{'rows/s':>10}{'s':>8}{'min-max s':>14}{'HOT %':>7}{'deltas':>8}"
+    lines += [hdr, "-" * len(hdr)]
+    for case, label in res["cases"].items():
+        for m, mlabel in res["methods"].items():
+            r = res["main"][case][m]
+            hot = f"{100 * r['hot_share']:.0f}" if r["hot_share"] is not None else "-"
+            lines.append(f"{label:<22}{'(' + m + ') ' + mlabel:<34}{r['rows_per_s']:>10,.0f}{r['upsert_s']:>8.3f}"
+                         f"{r['min_upsert_s']:>7.3f}-{r['max_upsert_s']:<6.3f}{hot:>7}{r['deltas']:>8}")
+        mm = res["main"][case]
+        lines.append(f"{'':<22}ratio MERGE/ON CONFLICT (rows/s): (b)/(a) = "
+                     f"{mm['b']['rows_per_s'] / mm['a']['rows_per_s']:.2f}, (c)/(d) = "
+                     f"{mm['c']['rows_per_s'] / mm['d']['rows_per_s']:.2f}")
+    copies = [r["copy_s"] for r in res["runs"]]
+    analyzes = [r["analyze_s"] for r in res["runs"] if r["analyze_s"] > 0.001]
+    lines += ["", f"staging: binary COPY into the temp table median {statistics.median(copies):.3f}s "
+                  f"({res['shape']['snapshot_rows']['all'] / statistics.median(copies):,.0f} rows/s); "
+                  f"ANALYZE of staging median {statistics.median(analyzes):.3f}s"
+              if analyzes else ""]
+    lines.append("plans (first run, 90%+10%): " + "; ".join(
+        f"({m}) {' / '.join(res['main']['new10'][m]['plan'] or [])}" for m in res["methods"]))
+    if res["knobs"]:
+        lines += ["", f"knobs, one change at a time from the tuned setup (90% exist + 10% new, medians of "
+                      f"{next(iter(res['knobs'].values()))['a']['n']} runs), rows/s and HOT %:"]
+        hdr = f"{'knob':<48}" + "".join(f"{'(' + m + ')':>10}{'HOT':>5}" for m in res["methods"]) \
+            + f"{'b/a':>7}{'c/d':>7}"
+        lines += [hdr, "-" * len(hdr)]
+        for name, k in res["knobs"].items():
+            row = f"{name:<48}"
+            for m in res["methods"]:
+                hot = f"{100 * k[m]['hot_share']:.0f}" if k[m]["hot_share"] is not None else "-"
+                row += f"{k[m]['rows_per_s']:>10,.0f}{hot:>5}"
+            row += f"{k['b']['rows_per_s'] / k['a']['rows_per_s']:>7.2f}{k['c']['rows_per_s'] / k['d']['rows_per_s']:>7.2f}"
+            lines.append(row)
+        lines += ["", "plans per knob (first run): "]
+        for name, k in res["knobs"].items():
+            lines.append(f"  {name}: (b) {' / '.join(k['b']['plan'] or [])}; (c) {' / '.join(k['c']['plan'] or [])}")
+    lines.append(f"\ntable resets: {res['resets']} (median {res['reset_s_median']:.1f}s each); total {res.get('total_s', '?')}s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """Bearer-token authentication for /api routes, checked by the store itself.
 
-The gateway holds no token list: ``pganalytics.api_authenticate(token)`` (SECURITY DEFINER)
+The gateway holds no token list: ``pganalytics.api_authenticate(sha256(token))`` (SECURITY DEFINER)
 answers with the token's name or NULL, so the gateway's role needs no table privileges and
 revoking a token is one UPDATE in the store. Valid answers are cached for ``ttl`` seconds,
 keyed by the token's SHA-256 (never the token), so a busy client costs one store round trip
@@ -57,7 +57,7 @@ class TokenAuth:
         hit = self._cache.get(key)
         if hit is not None and hit[1] > self.clock():
             return hit[0]
-        rows = await fetch_all(request, "SELECT pganalytics.api_authenticate(%s) AS name", (token,))
+        rows = await fetch_all(request, "SELECT pganalytics.api_authenticate(%s) AS name", (key,))
         name = rows[0]["name"] if rows else None
         if name is None:
             self._cache.pop(key, None)

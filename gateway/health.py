@@ -3,7 +3,7 @@
 Load balancers and orchestrators poll this, so it answers 200 only when a pooled
 connection actually reaches the store, and 503 with one plain sentence otherwise (never the
 DSN or the driver's message, which can name hosts and users). The schema revision comes
-from Alembic's table when the connecting role may read it, else it is null.
+from pganalytics.api_schema_revision() (api roles cannot read Alembic's table).
 """
 from __future__ import annotations
 
@@ -15,20 +15,14 @@ from .db import mark_store, store_unreachable
 from .errors import log
 from .responses import json_response
 
-_CAN_READ_REVISION = ("SELECT has_table_privilege("
-                      "to_regclass('public.alembic_version')::oid, 'SELECT')")
-_REVISION = "SELECT version_num FROM public.alembic_version LIMIT 1"
+_REVISION = "SELECT pganalytics.api_schema_revision()"
 
 
 async def store_info(request: Request) -> dict:
     """Facts about the store, from one pooled connection; psycopg errors propagate."""
     state = request.app.state
     async with state.pool.connection(timeout=state.timeout) as conn:
-        revision = None
-        readable = (await (await conn.execute(_CAN_READ_REVISION)).fetchone())[0]
-        if readable:
-            row = await (await conn.execute(_REVISION)).fetchone()
-            revision = row[0] if row else None
+        revision = (await (await conn.execute(_REVISION)).fetchone())[0]
         return {"reachable": True, "schema_revision": revision,
                 "server_version": conn.info.server_version}
 

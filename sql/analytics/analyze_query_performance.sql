@@ -47,7 +47,8 @@ BEGIN
         RAISE EXCEPTION 'analyze_query_performance: z_threshold must be > 0, got %', p_z_threshold;
     END IF;
     IF p_instance IS NOT NULL AND NOT EXISTS (SELECT FROM pganalytics.instances i WHERE i.name = p_instance) THEN
-        RAISE EXCEPTION 'analyze_query_performance: unknown instance %', pg_catalog.quote_literal(p_instance);
+        RAISE EXCEPTION 'analyze_query_performance: unknown instance %', pg_catalog.quote_literal(p_instance)
+            USING ERRCODE = 'no_data_found';
     END IF;
     RETURN QUERY
     WITH totals AS (

@@ -59,7 +59,7 @@ def test_recommendations_follow_the_evidence(store_conn):
 
 def test_bad_arguments_are_clear_errors(store_conn):
     register(store_conn)
-    with pytest.raises(psycopg.errors.RaiseException, match="unknown instance 'nope'"):
+    with pytest.raises(psycopg.errors.NoDataFound, match="unknown instance 'nope'"):
         store_conn.execute("SELECT * FROM pganalytics.analyze_query_performance('nope')")
     with pytest.raises(psycopg.errors.RaiseException, match="window must be a positive interval"):
         store_conn.execute("SELECT * FROM pganalytics.analyze_query_performance(NULL, '-1 hour')")

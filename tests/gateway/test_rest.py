@@ -74,6 +74,5 @@ def test_analysis_needs_instance(client, auth):
 
 def test_analysis_unknown_instance(client, auth):
     resp = client.get("/api/v2/queries/analysis", params={"instance": "nope"}, headers=auth)
-    # the SQL raises P0001 today (-> 400); 404 once it uses no_data_found like api_queries
-    assert resp.status_code in (400, 404)
+    assert resp.status_code == 404
     assert "unknown instance 'nope'" in resp.json()["error"]

@@ -19,5 +19,5 @@ def test_digest_matches_store(store_conn):
     assert store_conn.execute("SELECT sha256(convert_to(%s, 'UTF8'))", (token,)).fetchone()[0] \
         == token_digest(token)
     store_conn.execute("SELECT pganalytics.api_add_token('cli', %s)", (token_digest(token),))
-    assert store_conn.execute("SELECT pganalytics.api_authenticate(%s)", (token,)).fetchone()[0] \
+    assert store_conn.execute("SELECT pganalytics.api_authenticate(%s)", (token_digest(token),)).fetchone()[0] \
         == "cli"

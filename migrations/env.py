@@ -35,14 +35,17 @@ def run_migrations_online() -> None:
             raw = connection.connection.driver_connection
             script = context.script
             heads = set(script.get_heads())
-            target = context.get_revision_argument()
+            try:
+                target = context.get_revision_argument()
+            except KeyError:  # `alembic current` and friends move nothing
+                target = None
             at_head = set(context.get_context().get_current_heads()) == heads
             target_is_head = target in ("head", "heads") or (
                 isinstance(target, str) and target in heads)
             with raw.cursor() as cur:
                 # Serialise concurrent installers on the same database.
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext('pganalytics.install'))")
-                if not (at_head and target_is_head):
+                if target is not None and not (at_head and target_is_head):
                     replaceable.drop_all(cur)
             context.run_migrations()
             if set(context.get_context().get_current_heads()) == heads:

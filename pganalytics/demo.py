@@ -7,6 +7,7 @@ Ctrl-C, then stops everything it started.
 """
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -29,6 +30,10 @@ def _ensure_db(admin_dsn: str, name: str) -> None:
 def _pgbench(cluster: localpg.LocalCluster, *args: str) -> list[str]:
     return [str(cluster.bindir / "pgbench"), "-h", "127.0.0.1", "-p", str(cluster.port),
             "-U", localpg.PG_USER, *args, "bench"]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def run_demo(directory: str, http_port: int) -> None:
@@ -78,10 +83,16 @@ def run_demo(directory: str, http_port: int) -> None:
               f"'http://127.0.0.1:{http_port}/api/v2/queries?instance=demo'\n"
               f"  psql       psql \"{store_dsn}\" -c 'SELECT * FROM pganalytics.analyze_query_performance()'\n"
               "  Ctrl-C stops everything.\n", flush=True)
+        # uvicorn re-raises the signal that stopped it once it has shut down: make SIGTERM
+        # unwind like Ctrl-C so the cleanup below runs either way.
+        signal.signal(signal.SIGTERM, _interrupt)
         uvicorn.run(create_app(store_dsn), host="127.0.0.1", port=http_port, log_level="warning")
+    except KeyboardInterrupt:
+        pass
     finally:
         stop.set()
         if workload is not None:
             workload.terminate()
             workload.wait(timeout=10)
         cluster.stop()
+        print("pganalytics demo: stopped the workload, the gateway and the server")

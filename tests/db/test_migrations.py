@@ -106,3 +106,20 @@ def test_released_schema_files_are_frozen():
     for path, digest in frozen.items():
         actual = hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
         assert actual == digest, f"{path} changed after release: add a new revision instead"
+
+
+def test_plain_alembic_command_from_checkout(databases):
+    """`PGANALYTICS_DSN=... alembic upgrade head` works as the README says."""
+    import os
+    import subprocess
+    import sys
+
+    dsn = databases.create()
+    env = dict(os.environ, PGANALYTICS_DSN=dsn)
+    for args in (["upgrade", "head"], ["current"], ["downgrade", "base"]):
+        done = subprocess.run([sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        if args == ["current"]:
+            assert "0002 (head)" in done.stdout
+    assert store.current_revision(dsn) is None

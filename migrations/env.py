@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, pool
 from pganalytics import replaceable
 
 config = context.config
+NO_MOVE = object()  # the command moves no revision (base is None, so None cannot mean this)
 
 
 def _dsn() -> str:
@@ -38,14 +39,14 @@ def run_migrations_online() -> None:
             try:
                 target = context.get_revision_argument()
             except KeyError:  # `alembic current` and friends move nothing
-                target = None
+                target = NO_MOVE
             at_head = set(context.get_context().get_current_heads()) == heads
             target_is_head = target in ("head", "heads") or (
                 isinstance(target, str) and target in heads)
             with raw.cursor() as cur:
                 # Serialise concurrent installers on the same database.
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext('pganalytics.install'))")
-                if target is not None and not (at_head and target_is_head):
+                if target is not NO_MOVE and not (at_head and target_is_head):
                     replaceable.drop_all(cur)
             context.run_migrations()
             if set(context.get_context().get_current_heads()) == heads:

@@ -25,25 +25,42 @@ def precheck(dsn: str) -> int:
     """Fail with one clear sentence if this server cannot hold the store; return its version."""
     with connect(dsn) as conn:
         version = conn.info.server_version
+        major = version // 10000
         if version < MIN_SERVER_VERSION:
             raise StoreError(
                 f"the store needs PostgreSQL 15 or newer, this server is "
-                f"{version // 10000}.{version % 100}: install into a 15+ server")
+                f"{major}.{version % 100}: install into a 15+ server")
         row = conn.execute(
             "SELECT installed_version IS NOT NULL, "
             "       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
             "FROM pg_available_extensions WHERE name = 'plpython3u'").fetchone()
-        major = version // 10000
+        package = f"postgresql-plpython3-{major} python3-numpy"
         if row is None:
-            raise StoreError(
-                f"the store server has no plpython3u: install it on the database host "
-                f"(Debian: apt-get install postgresql-plpython3-{major} python3-numpy)")
+            raise StoreError(f"the store server has no plpython3u: install it on the database "
+                             f"host (Debian: apt-get install {package})")
         installed, superuser = row
         if not installed and not superuser:
-            raise StoreError(
-                "plpython3u is available but not created, and only a superuser can create it: "
-                "run `CREATE EXTENSION plpython3u` as a superuser, or install as one")
+            raise StoreError("plpython3u is available but not created, and only a superuser can "
+                             "create it: run CREATE EXTENSION plpython3u as a superuser, or "
+                             "install as one")
+        _try_plpython(conn, installed, package)
     return version
+
+
+def _try_plpython(conn: psycopg.Connection, installed: bool, package: str) -> None:
+    """Load PL/Python and numpy for real, in a transaction that is rolled back."""
+    try:
+        with conn.transaction(force_rollback=True):
+            if not installed:
+                conn.execute("CREATE EXTENSION plpython3u")
+            conn.execute("DO $$ import numpy $$ LANGUAGE plpython3u")
+    except psycopg.Error as exc:
+        detail = exc.diag.message_primary or str(exc)
+        if "numpy" in detail:
+            raise StoreError(f"the store server's Python cannot import numpy: install it on the "
+                             f"database host (Debian: apt-get install python3-numpy)") from exc
+        raise StoreError(f"plpython3u does not load on the store server ({detail}): install the "
+                         f"distribution's PL/Python (Debian: apt-get install {package})") from exc
 
 
 def alembic_config(dsn: str):

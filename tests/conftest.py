@@ -118,6 +118,34 @@ def databases(server_dsn):
 
 
 @pytest.fixture(scope="session")
+def other_server():
+    """Start (once per session) a throwaway server of another major version, fetched by
+    scripts/pg-bindir.sh; returns its superuser DSN."""
+    import subprocess
+
+    started: dict[str, localpg.LocalCluster] = {}
+
+    def start(major: str) -> str:
+        if major not in started:
+            script = Path(__file__).resolve().parents[1] / "scripts" / "pg-bindir.sh"
+            done = subprocess.run([str(script), major], capture_output=True, text=True, timeout=600)
+            if done.returncode != 0:
+                pytest.fail(f"cannot get PostgreSQL {major}: {done.stderr.strip()}")
+            base = Path(tempfile.mkdtemp(prefix=f"pganalytics-pg{major}-"))
+            cluster = localpg.LocalCluster(base / "data", localpg.free_port(), Path(done.stdout.strip()))
+            started[major] = cluster
+            cluster.init()
+            cluster.start()
+            localpg.wait_ready(cluster.dsn)
+        return started[major].dsn
+
+    yield start
+    for cluster in started.values():
+        cluster.destroy()
+        shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def store_template(server_dsn):
     """A database with the store installed at head, cloned by each test (CREATE ... TEMPLATE)."""
     dbs = Databases(server_dsn)

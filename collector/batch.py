@@ -26,3 +26,4 @@ class SamplesBatch:
     source: str
     collected_at: datetime
     samples: list[tuple[str, dict, str, float]]  # (metric, labels, kind, value) at collected_at
+    databases: list[tuple[int, str]] = field(default_factory=list)  # (datid, datname) seen

@@ -63,6 +63,10 @@ class Sink:
                         (iid, batch.source, batch.collected_at, batch.collected_at, batch.collected_at))
             if not cur.fetchone()[0]:
                 return 0
+            if batch.databases:
+                datids, datnames = zip(*batch.databases)
+                cur.execute("SELECT pganalytics.register_databases(%s, %s::oid[], %s)",
+                            (iid, list(datids), list(datnames)))
             with cur.copy("COPY pganalytics.samples (instance_id, series_id, ts, value) "
                           "FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(["int4", "int4", "timestamptz", "float8"])

@@ -22,4 +22,5 @@ def database_stats(conn, instance: str) -> SamplesBatch:
     with conn.transaction():
         collected_at = conn.execute("SELECT statement_timestamp()").fetchone()[0]
         rows = conn.execute(dbstats.SELECT_SQL).fetchall()
-    return SamplesBatch(instance, "pg_stat_database", collected_at, dbstats.samples(rows))
+    return SamplesBatch(instance, "pg_stat_database", collected_at, dbstats.samples(rows),
+                        databases=[(r[0], r[1]) for r in rows])

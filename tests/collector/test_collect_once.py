@@ -40,6 +40,8 @@ def test_collect_once_end_to_end(store_dsn, target_dsn, capsys):
         assert rows and sum(r[1] for r in rows) >= 50
         assert conn.execute("SELECT server_version_num FROM pganalytics.instances").fetchone()[0] >= 150000
         target_db = psycopg.conninfo.conninfo_to_dict(target_dsn)["dbname"]
+        assert conn.execute("SELECT count(*) FROM pganalytics.databases WHERE datname = %s",
+                            (target_db,)).fetchone()[0] == 1
         assert conn.execute(
             "SELECT count(*) FROM pganalytics.series WHERE metric = 'pg_database_xact_commit' "
             "AND labels->>'datname' = %s", (target_db,)).fetchone()[0] == 1

@@ -59,14 +59,24 @@ INSTANCES, PER_INSTANCE, NEW_KEYS = 10, 100_000, 10_000
 CASES = {"all": "all keys exist", "new10": "90% exist + 10% new"}
 METHODS = {"a": "INSERT ON CONFLICT", "b": "MERGE",
            "c": "CTE deltas + MERGE (product)", "d": "deltas INSERT + ON CONFLICT"}
-TUNED = {"fillfactor": 70, "order": "client", "analyze": True, "work_mem": None, "plan": None}
-# Each knob changes one thing from TUNED.
+# PG 18+: RETURNING old.* hands the previous counters to the deltas INSERT, so the target is
+# joined once instead of twice (same semantics and output as (c) and (d)).
+METHODS_18 = {"e": "MERGE RETURNING old → deltas", "f": "ON CONFLICT RETURNING old → deltas"}
+DELTA_COLS = ["calls", "plans", "total_plan_time", "total_exec_time", "rows", "shared_blks_hit",
+              "shared_blks_read", "shared_blks_dirtied", "shared_blks_written", "temp_blks_read",
+              "temp_blks_written", "shared_blk_read_time", "wal_bytes"]
+RESET_TEST = ("(%(reset)s::timestamptz IS NOT NULL AND %(reset)s::timestamptz > t.collected_at)")
+TUNED = {"fillfactor": 70, "layout": "random", "order": "client", "analyze": False,
+         "work_mem": None, "plan": None}
+TUNED_NAME = "tuned (the main table's setup)"
+# Each knob changes one thing from TUNED; the first row reuses the main table's runs.
 KNOBS = {
-    "tuned (ff 70, client-sorted, ANALYZE stage)": {},
+    TUNED_NAME: {},
     "unsorted input (pgss hash order)": {"order": "none"},
     "unsorted input + ORDER BY pk in the statement": {"order": "statement"},
-    "no ANALYZE of staging": {"analyze": False},
+    "ANALYZE staging first (its time not counted)": {"analyze": True},
     "fillfactor 100": {"fillfactor": 100},
+    "table rows in PK order too (always loaded sorted)": {"layout": "pk"},
     "work_mem 64MB": {"work_mem": "64MB"},
     "force nested loop (hash/merge join off)": {"plan": "nestloop"},
 }
@@ -192,14 +202,14 @@ def on_conflict_sql(order: str, detect_resets: bool) -> str:
         sets.insert(2, "resets = t.resets + (EXCLUDED.calls < t.calls "
                        "OR EXCLUDED.total_exec_time < t.total_exec_time "
                        "OR EXCLUDED.stats_since IS DISTINCT FROM t.stats_since "
-                       "OR (%(reset)s::timestamptz IS NOT NULL AND %(reset)s::timestamptz > t.collected_at))::int")
+                       f"OR {RESET_TEST})::int")
     order_by = f" ORDER BY {', '.join(KEY)}" if order == "statement" else ""
     return (f"INSERT INTO bench.query_stats AS t ({', '.join(cols)})\n"
             f"SELECT {', '.join(sel)} FROM pg_temp.stage_query_stats s{order_by}\n"
             f"ON CONFLICT (instance_id, {', '.join(KEY)}) DO UPDATE SET {', '.join(sets)}")
 
 
-def merge_sql(order: str) -> str:
+def merge_sql(order: str, detect_resets: bool = False) -> str:
     src = ("(SELECT * FROM pg_temp.stage_query_stats ORDER BY " + ", ".join(KEY) + ")"
            if order == "statement" else "pg_temp.stage_query_stats")
     cols = ["instance_id", *KEY, "collected_at", "first_seen_at", "stats_since", *COUNTERS]
@@ -208,15 +218,44 @@ def merge_sql(order: str) -> str:
     on = " AND ".join(["t.instance_id = %(iid)s::int", *(f"t.{c} = s.{c}" for c in KEY)])
     sets = ["collected_at = %(ts)s::timestamptz", "stats_since = s.stats_since",
             *(f"{c} = s.{c}" for c in COUNTERS)]
+    if detect_resets:
+        sets.insert(2, "resets = t.resets + (s.calls < t.calls "
+                       "OR s.total_exec_time < t.total_exec_time "
+                       "OR s.stats_since IS DISTINCT FROM t.stats_since "
+                       f"OR {RESET_TEST})::int")
     return (f"MERGE INTO bench.query_stats t USING {src} s ON {on}\n"
             f"WHEN MATCHED THEN UPDATE SET {', '.join(sets)}\n"
             f"WHEN NOT MATCHED THEN INSERT ({', '.join(cols)}) VALUES ({', '.join(vals)})")
 
 
+def returning_deltas_sql(upsert: str) -> str:
+    """WITH u AS (<upsert> RETURNING new and old counters) INSERT INTO deltas ...: the product's
+    delta expressions, fed by RETURNING old.* (PG 18) instead of a second join."""
+    ret = [f"new.{c}" for c in KEY] + [f"new.{c}" for c in DELTA_COLS] + [
+        "new.stddev_exec_time", "new.mean_exec_time", *(f"old.{c} AS o_{c}" for c in DELTA_COLS),
+        "old.calls * (old.stddev_exec_time ^ 2 + old.mean_exec_time ^ 2) AS o_sq",
+        "coalesce(new.resets > old.resets, false) AS was_reset"]
+    z = "CASE WHEN from_zero THEN 0 ELSE o_{} END"
+    exprs = [f"{c} - {z.format(c)}" for c in ("calls", "plans", "total_plan_time", "total_exec_time")]
+    exprs.append(f"greatest(calls * (stddev_exec_time ^ 2 + mean_exec_time ^ 2) - {z.format('sq')}, 0)")
+    exprs.append(f"rows - {z.format('rows')}")
+    exprs += [f"greatest({c} - {z.format(c)}, 0)" for c in DELTA_COLS[5:]]
+    return (f"WITH u AS ({upsert}\nRETURNING {', '.join(ret)}),\n"
+            "base AS (SELECT u.*, (o_calls IS NULL OR was_reset) AS from_zero FROM u)\n"
+            "INSERT INTO bench.query_stat_deltas (instance_id, dbid, userid, queryid, toplevel, "
+            "collected_at, interval_s, after_reset, calls, plans, total_plan_time, total_exec_time, "
+            "exec_time_sq, rows, shared_blks_hit, shared_blks_read, shared_blks_dirtied, "
+            "shared_blks_written, temp_blks_read, temp_blks_written, shared_blk_read_time, wal_bytes)\n"
+            f"SELECT %(iid)s::int, {', '.join(KEY)}, %(ts)s::timestamptz, "
+            "extract(epoch FROM %(ts)s::timestamptz - %(prev)s::timestamptz), was_reset, "
+            f"{', '.join(exprs)}\nFROM base\nWHERE %(prev)s::timestamptz IS NOT NULL "
+            "AND (from_zero OR calls <> o_calls OR plans <> o_plans) AND calls > 0")
+
+
 class Bench:
     def __init__(self, conn: psycopg.Connection, log):
         self.conn, self.log = conn, log
-        self.fillfactor: int | None = None
+        self.table: tuple | None = None
         self.free_slots: list[int] = []
         self.resets: list[float] = []
         self.product, self.product_deltas = product_statement()
@@ -249,25 +288,30 @@ class Bench:
                  f"{len(self.snapshots['all', 'none']) / 1e6:.1f} MB binary COPY per snapshot")
         return counts
 
-    def reset(self, fillfactor: int) -> None:
+    def reset(self, fillfactor: int, layout: str) -> None:
         t0 = time.perf_counter()
         c = self.conn
         c.execute("DROP TABLE IF EXISTS bench.query_stats")
         c.execute(qs_table_sql(fillfactor))
-        c.execute("INSERT INTO bench.query_stats SELECT * FROM bench.seed")
+        # seed rows are grouped by instance, in pg_stat_statements hash order within one
+        c.execute("INSERT INTO bench.query_stats SELECT * FROM bench.seed"
+                  + (f" ORDER BY instance_id, {', '.join(KEY)}" if layout == "pk" else ""))
         c.execute(f"ALTER TABLE bench.query_stats ADD PRIMARY KEY (instance_id, {', '.join(KEY)})")
         c.execute("ALTER TABLE bench.query_stats ADD FOREIGN KEY (instance_id) "
-                  "REFERENCES bench.instances ON DELETE CASCADE")
+                  "REFERENCES bench.instances ON DELETE CASCADE NOT VALID")
         c.execute("VACUUM (FREEZE, ANALYZE) bench.query_stats")
-        self.fillfactor, self.free_slots = fillfactor, list(range(1, INSTANCES + 1))
+        self.table, self.free_slots = (fillfactor, layout), list(range(1, INSTANCES + 1))
         self.resets.append(time.perf_counter() - t0)
 
-    def slot(self, fillfactor: int) -> int:
-        if self.fillfactor != fillfactor or not self.free_slots:
-            self.reset(fillfactor)
+    def slot(self, fillfactor: int, layout: str) -> int:
+        if self.table != (fillfactor, layout) or not self.free_slots:
+            self.reset(fillfactor, layout)
         return self.free_slots.pop(0)
 
     def statements(self, method: str, order: str) -> list[str]:
+        if method in ("e", "f"):
+            return [returning_deltas_sql(merge_sql(order, detect_resets=True) if method == "e"
+                                         else on_conflict_sql(order, detect_resets=True))]
         if method == "a":
             return [on_conflict_sql(order, detect_resets=False)]
         if method == "b":
@@ -276,9 +320,11 @@ class Bench:
             return [self.product]
         return [self.product_deltas, on_conflict_sql(order, detect_resets=True)]
 
+
     def run(self, method: str, case: str, cfg: dict, explain: bool = False) -> dict:
-        iid = self.slot(cfg["fillfactor"])
+        iid = self.slot(cfg["fillfactor"], cfg["layout"])
         c = self.conn
+        t_prep = time.perf_counter()
         c.execute("TRUNCATE bench.query_stat_deltas")
         c.execute("DROP TABLE IF EXISTS pg_temp.stage_query_stats")
         c.execute("CREATE TEMP TABLE stage_query_stats (LIKE bench.query_stats_stage "
@@ -288,10 +334,12 @@ class Bench:
             c.execute(f"SET work_mem = '{cfg['work_mem']}'")
         if cfg["plan"] == "nestloop":
             c.execute("SET enable_hashjoin = off; SET enable_mergejoin = off")
+        t_ckpt = time.perf_counter()
         c.execute("CHECKPOINT")
+        prep = {"prep_s": time.perf_counter() - t_prep, "checkpoint_s": time.perf_counter() - t_ckpt}
         params = {"iid": iid, "ts": COLLECTED_AT, "prev": PREV_AT, "reset": None}
         data = self.snapshots[case, "client" if cfg["order"] == "client" else "none"]
-        out: dict = {"method": method, "case": case, "instance": iid}
+        out: dict = {"method": method, "case": case, "instance": iid, **prep}
         with c.cursor() as cur:
             cur.execute("BEGIN")
             t0 = time.perf_counter()
@@ -307,20 +355,30 @@ class Bench:
             if explain:
                 out["plan"] = [plan_summary(cur.execute("EXPLAIN (FORMAT JSON) " + s, params)
                                             .fetchone()[0][0]["Plan"]) for s in stmts]
+            # Pending table counters can still hold earlier transactions' counts until the
+            # backend flushes them (PG 15+), so take the difference around the statements.
+            counts_sql = ("SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd, (SELECT n_tup_ins FROM "
+                          "pg_stat_xact_user_tables WHERE relid = 'bench.query_stat_deltas_p20260101'"
+                          "::regclass) FROM pg_stat_xact_user_tables "
+                          "WHERE relid = 'bench.query_stats'::regclass")
+            before = cur.execute(counts_sql).fetchone()
             t0 = time.perf_counter()
             for s in stmts:
                 cur.execute(s, params)
             out["stmt_s"] = time.perf_counter() - t0
-            ins, upd, hot = cur.execute(
-                "SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
-                "WHERE relid = 'bench.query_stats'::regclass").fetchone()
-            deltas = cur.execute(
-                "SELECT n_tup_ins FROM pg_stat_xact_user_tables "
-                "WHERE relid = 'bench.query_stat_deltas_p20260101'::regclass").fetchone()[0]
+            ins, upd, hot, deltas = (a - b for a, b in zip(cur.execute(counts_sql).fetchone(), before))
             t0 = time.perf_counter()
             cur.execute("COMMIT")
             out["commit_s"] = time.perf_counter() - t0
         out["upsert_s"] = out["stmt_s"] + out["commit_s"]
+        if explain:  # fingerprints of what the run wrote, to check that methods agree
+            cols = ", ".join(["collected_at", "first_seen_at", "stats_since", *COUNTERS])
+            out["table_md5"], out["deltas_md5"] = c.execute(
+                f"SELECT (SELECT md5(string_agg(({', '.join(KEY)}, resets, {cols})::text, ',' "
+                f"ORDER BY {', '.join(KEY)})) FROM bench.query_stats WHERE instance_id = %s), "
+                f"(SELECT md5(string_agg(({', '.join(KEY)}, collected_at, interval_s, after_reset, "
+                f"calls, plans, total_exec_time, exec_time_sq, rows, shared_blks_hit, wal_bytes)::text, "
+                f"',' ORDER BY {', '.join(KEY)})) FROM bench.query_stat_deltas)", (iid,)).fetchone()
         out["rows"] = self.rows[case]
         out.update(inserted=ins, updated=upd, hot_updated=hot, deltas=deltas)
         if upd + ins != out["rows"]:
@@ -427,23 +485,47 @@ def bench(conn: psycopg.Connection, args, log) -> dict:
     log(f"server {info[0]}")
     b.setup()
     main_runs: list[dict] = []
-    order = list(METHODS)
+    methods = METHODS | (METHODS_18 if info[1] >= 180000 else {})
+    order = list(methods)
+    for m in "ab":  # warm-up, not counted: the first runs on a fresh server are slower
+        b.run(m, "new10", TUNED)
+    log(f"warm-up done ({time.perf_counter() - t_start:.0f}s)")
     for rep in range(args.reps):
         for case in CASES:
-            rot = order[rep % 4:] + order[:rep % 4]  # no method always runs first after a reset
+            rot = order[rep % len(order):] + order[:rep % len(order)]  # no method always runs first after a reset
             for m in rot:
                 r = b.run(m, case, TUNED, explain=(rep == 0))
                 r["rep"] = rep
                 main_runs.append(r)
         log(f"rep {rep + 1}/{args.reps} done ({time.perf_counter() - t_start:.0f}s)")
+    agree = {}
+    for case in CASES:
+        fp = {r["method"]: (r["table_md5"], r["deltas_md5"]) for r in main_runs
+              if r["case"] == case and r["rep"] == 0}
+        agree[case] = {"a=b (table)": fp["a"][0] == fp["b"][0],
+                       "c=d (table)": fp["c"][0] == fp["d"][0],
+                       "c=d (deltas)": fp["c"][1] == fp["d"][1]}
+        for m in METHODS_18:
+            if m in fp:
+                agree[case][f"c={m} (table, deltas)"] = fp["c"] == fp[m]
+    log(f"methods agree: {agree}")
+    if not all(v for a in agree.values() for v in a.values()):
+        raise RuntimeError(f"methods disagree on what they write: {agree}")
     main = {case: {m: summarize([r for r in main_runs if r["case"] == case and r["method"] == m])
-                   for m in METHODS} for case in CASES}
+                   for m in methods} for case in CASES}
+    for case in CASES:  # ratios of runs made next to each other (same rep) are less noisy
+        by = {(r["rep"], r["method"]): r["upsert_s"] for r in main_runs if r["case"] == case}
+        main[case]["paired_ratio_median"] = {
+            f"{x}/{y}": statistics.median(by[rep, y] / by[rep, x] for rep in range(args.reps))
+            for x, y in (("b", "a"), ("c", "d"), ("e", "f"), ("e", "c")) if x in methods}
     knob_runs: list[dict] = []
     knobs: dict = {}
     if not args.no_knobs:
-        # grouped by fillfactor so the table is rebuilt only when it changes
-        for name, change in sorted(KNOBS.items(), key=lambda kv: kv[1].get("fillfactor", 70)):
-            cfg = TUNED | change
+        knobs[TUNED_NAME] = {"config": TUNED, **main["new10"]}
+        # grouped by table shape so the table is rebuilt only when that changes
+        todo = [(n, TUNED | ch) for n, ch in KNOBS.items() if n != TUNED_NAME]
+        for name, cfg in sorted(todo, key=lambda nc: (nc[1]["fillfactor"], nc[1]["layout"]) != (
+                TUNED["fillfactor"], TUNED["layout"])):
             for rep in range(args.knob_reps):
                 for m in (["a", "b", "c", "d"] if rep % 2 == 0 else ["d", "c", "b", "a"]):
                     r = b.run(m, "new10", cfg, explain=(rep == 0))
@@ -464,10 +546,10 @@ def bench(conn: psycopg.Connection, args, log) -> dict:
         "shape": {"table_rows": INSTANCES * PER_INSTANCE, "instances": INSTANCES,
                   "snapshot_rows": b.rows, "changed_share": 0.5, "reset_share": 0.001,
                   "columns": 9 + len(COUNTERS), "pk": ["instance_id", *KEY]},
-        "tuned": TUNED, "methods": METHODS, "cases": CASES,
+        "tuned": TUNED, "methods": methods, "cases": CASES,
         "product_sql_sha256": hashlib.sha256(INGEST_SQL.read_bytes()).hexdigest(),
         "reset_s_median": statistics.median(b.resets), "resets": len(b.resets),
-        "main": main, "knobs": knobs, "runs": main_runs + knob_runs,
+        "methods_agree": agree, "main": main, "knobs": knobs, "runs": main_runs + knob_runs,
     }
 
 
@@ -477,37 +559,45 @@ def report(res: dict) -> str:
              f"{res['shape']['table_rows']:,}-row query_stats ({res['shape']['columns']} columns, "
              f"PK {len(res['shape']['pk'])} columns)",
              f"medians of {res['main']['all']['a']['n']} runs; tuned setup: fillfactor "
-             f"{res['tuned']['fillfactor']}, staged rows sorted by PK by the client, staging ANALYZEd; "
-             "time = statement(s) + COMMIT", ""]
-    hdr = f"{'case':<22}{'method':<34}{'rows/s':>10}{'s':>8}{'min-max s':>14}{'HOT %':>7}{'deltas':>8}"
+             f"{res['tuned']['fillfactor']}, staged rows sorted by PK by the client, staging "
+             f"{'ANALYZEd' if res['tuned']['analyze'] else 'not ANALYZEd'}, work_mem "
+             f"{res['tuned']['work_mem'] or s['work_mem']}; time = statement(s) + COMMIT", ""]
+    hdr = f"{'case':<22}{'method':<40}{'rows/s':>10}{'s':>8}{'min-max s':>14}{'HOT %':>7}{'deltas':>8}"
     lines += [hdr, "-" * len(hdr)]
     for case, label in res["cases"].items():
         for m, mlabel in res["methods"].items():
             r = res["main"][case][m]
             hot = f"{100 * r['hot_share']:.0f}" if r["hot_share"] is not None else "-"
-            lines.append(f"{label:<22}{'(' + m + ') ' + mlabel:<34}{r['rows_per_s']:>10,.0f}{r['upsert_s']:>8.3f}"
+            lines.append(f"{label:<22}{'(' + m + ') ' + mlabel:<40}{r['rows_per_s']:>10,.0f}{r['upsert_s']:>8.3f}"
                          f"{r['min_upsert_s']:>7.3f}-{r['max_upsert_s']:<6.3f}{hot:>7}{r['deltas']:>8}")
         mm = res["main"][case]
-        lines.append(f"{'':<22}ratio MERGE/ON CONFLICT (rows/s): (b)/(a) = "
+        pr = mm["paired_ratio_median"]
+        lines.append(f"{'':<22}MERGE/ON CONFLICT rows/s ratio: (b)/(a) = "
                      f"{mm['b']['rows_per_s'] / mm['a']['rows_per_s']:.2f}, (c)/(d) = "
-                     f"{mm['c']['rows_per_s'] / mm['d']['rows_per_s']:.2f}")
+                     f"{mm['c']['rows_per_s'] / mm['d']['rows_per_s']:.2f} (medians); per-rep paired: "
+                     f"{pr['b/a']:.2f}, {pr['c/d']:.2f}")
+        if "e" in mm:
+            lines.append(f"{'':<22}PG 18 RETURNING old: (e)/(f) = {mm['e']['rows_per_s'] / mm['f']['rows_per_s']:.2f}, "
+                         f"(e)/(c) = {mm['e']['rows_per_s'] / mm['c']['rows_per_s']:.2f}, (f)/(d) = "
+                         f"{mm['f']['rows_per_s'] / mm['d']['rows_per_s']:.2f} (medians); per-rep paired "
+                         f"(e)/(f) {pr['e/f']:.2f}, (e)/(c) {pr['e/c']:.2f}")
     copies = [r["copy_s"] for r in res["runs"]]
     analyzes = [r["analyze_s"] for r in res["runs"] if r["analyze_s"] > 0.001]
     lines += ["", f"staging: binary COPY into the temp table median {statistics.median(copies):.3f}s "
-                  f"({res['shape']['snapshot_rows']['all'] / statistics.median(copies):,.0f} rows/s); "
-                  f"ANALYZE of staging median {statistics.median(analyzes):.3f}s"
-              if analyzes else ""]
+                  f"({res['shape']['snapshot_rows']['all'] / statistics.median(copies):,.0f} rows/s)"
+              + (f"; ANALYZE of staging (when done) median {statistics.median(analyzes):.3f}s"
+                 if analyzes else "")]
     lines.append("plans (first run, 90%+10%): " + "; ".join(
         f"({m}) {' / '.join(res['main']['new10'][m]['plan'] or [])}" for m in res["methods"]))
     if res["knobs"]:
         lines += ["", f"knobs, one change at a time from the tuned setup (90% exist + 10% new, medians of "
-                      f"{next(iter(res['knobs'].values()))['a']['n']} runs), rows/s and HOT %:"]
-        hdr = f"{'knob':<48}" + "".join(f"{'(' + m + ')':>10}{'HOT':>5}" for m in res["methods"]) \
+                      f"{list(res['knobs'].values())[-1]['a']['n']} runs; the tuned row is the main table's), rows/s and HOT %:"]
+        hdr = f"{'knob':<48}" + "".join(f"{'(' + m + ')':>10}{'HOT':>5}" for m in METHODS) \
             + f"{'b/a':>7}{'c/d':>7}"
         lines += [hdr, "-" * len(hdr)]
         for name, k in res["knobs"].items():
             row = f"{name:<48}"
-            for m in res["methods"]:
+            for m in METHODS:
                 hot = f"{100 * k[m]['hot_share']:.0f}" if k[m]["hot_share"] is not None else "-"
                 row += f"{k[m]['rows_per_s']:>10,.0f}{hot:>5}"
             row += f"{k['b']['rows_per_s'] / k['a']['rows_per_s']:>7.2f}{k['c']['rows_per_s'] / k['d']['rows_per_s']:>7.2f}"

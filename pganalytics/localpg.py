@@ -41,12 +41,13 @@ def free_port() -> int:
 
 
 def _as_server_user(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    program = Path(cmd[0]).name
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", PG_USER, "--", *cmd]
     done = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if done.returncode != 0:
-        raise RuntimeError(f"{Path(cmd[-1] if cmd[0] != 'runuser' else cmd[4]).name} failed "
-                           f"(exit {done.returncode}): {(done.stderr or done.stdout).strip()}")
+        raise RuntimeError(f"{program} failed (exit {done.returncode}): "
+                           f"{(done.stderr or done.stdout).strip()}")
     return done
 
 

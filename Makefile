@@ -1,11 +1,18 @@
 # The two commands of the README, plus helpers. Each installs what it needs first.
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-default test-17 test-18 demo bench clean
 
 setup:
 	@scripts/setup.sh
 
-test: setup
+# Everything, on the distribution's server and on PostgreSQL 17 and 18 with plpython3u
+# (Debian trixie/sid chroots, built once into .cache/).
+test: test-default test-17 test-18
+
+test-default: setup
 	.venv/bin/python -m pytest
+
+test-17 test-18: test-%: setup
+	PGANALYTICS_TEST_CHROOT=$* .venv/bin/python -m pytest
 
 demo: setup
 	.venv/bin/pganalytics demo
@@ -14,4 +21,5 @@ bench: setup
 	.venv/bin/python bench/upsert_merge_vs_on_conflict.py
 
 clean:
+	-scripts/pg-chroot.sh stop trixie; scripts/pg-chroot.sh stop sid
 	rm -rf .venv .cache .pytest_cache

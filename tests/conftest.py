@@ -3,7 +3,9 @@
 By default a throwaway cluster is started from the newest local server binaries (as the
 `postgres` user when running as root) and removed afterwards. To use a running server
 instead, name a superuser DSN:  PGANALYTICS_TEST_DSN="host=... user=postgres" make test
-(or pytest --test-dsn ...). PGANALYTICS_PG_BINDIR picks other server binaries.
+(or pytest --test-dsn ...). PGANALYTICS_PG_BINDIR picks other server binaries, and
+PGANALYTICS_TEST_CHROOT=17 (or 18) runs the suite on a Debian trixie (sid) chroot server that
+has plpython3u and numpy (scripts/pg-chroot.sh; needs root).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import pytest
 from pganalytics import localpg, store
 
 _cluster: localpg.LocalCluster | None = None
+_chroot: str | None = None
 _server_dsn: str | None = None
 _server_version: int = 0
 
@@ -30,9 +33,14 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    global _cluster, _server_dsn, _server_version
+    global _cluster, _chroot, _server_dsn, _server_version
     _server_dsn = config.getoption("--test-dsn")
-    if not _server_dsn:
+    _chroot = None if _server_dsn else os.environ.get("PGANALYTICS_TEST_CHROOT") or None
+    if _chroot:
+        from pganalytics import chroot
+
+        _server_dsn = chroot.start(_chroot)
+    elif not _server_dsn:
         base = Path(tempfile.mkdtemp(prefix="pganalytics-test-"))
         _cluster = localpg.LocalCluster(base / "data", localpg.free_port(), localpg.find_bindir())
         _cluster.init()
@@ -44,13 +52,18 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    if _chroot:
+        from pganalytics import chroot
+
+        chroot.stop(_chroot)
     if _cluster is not None:
         _cluster.destroy()
         shutil.rmtree(_cluster.datadir.parent, ignore_errors=True)
 
 
 def pytest_report_header(config):
-    where = f"throwaway cluster in {_cluster.datadir}" if _cluster else "PGANALYTICS_TEST_DSN"
+    where = (f"throwaway cluster in {_cluster.datadir}" if _cluster
+             else f"Debian chroot for PostgreSQL {_chroot}" if _chroot else "PGANALYTICS_TEST_DSN")
     with psycopg.connect(_server_dsn) as conn:
         version = conn.execute("SELECT version()").fetchone()[0]
     return [f"PostgreSQL server: {version} ({where})"]

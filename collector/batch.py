@@ -27,3 +27,17 @@ class SamplesBatch:
     collected_at: datetime
     samples: list[tuple[str, dict, str, float]]  # (metric, labels, kind, value) at collected_at
     databases: list[tuple[int, str]] = field(default_factory=list)  # (datid, datname) seen
+
+
+@dataclass
+class RowsBatch:
+    """Low-volume event-like rows (wait-event counts, lock chains, plans, settings changes).
+
+    Delivered as one call `pganalytics.ingest_<source>(instance_id, collected_at, rows jsonb)`
+    that registers the batch in the snapshot ledger and stores the rows: adding such a source
+    needs one SQL function and no sink change.
+    """
+    instance: str
+    source: str
+    collected_at: datetime
+    rows: list[dict]

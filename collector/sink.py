@@ -6,11 +6,14 @@ which is what makes retrying after a store outage safe.
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from . import pgss
-from .batch import QueryStatsBatch, SamplesBatch
+from .batch import QueryStatsBatch, RowsBatch, SamplesBatch
 
 
 class Sink:
@@ -73,3 +76,12 @@ class Sink:
                 for sid, (_, _, _, value) in zip(ids, batch.samples):
                     copy.write_row((iid, sid, batch.collected_at, value))
             return len(ids)
+
+    def deliver_rows(self, batch: RowsBatch) -> int:
+        """One call to pganalytics.ingest_<source>(); it returns 0 for an already delivered batch."""
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,50}", batch.source):
+            raise ValueError(f"bad source name {batch.source!r}")
+        iid = self.instance_id(batch.instance)
+        call = sql.SQL("SELECT pganalytics.{}(%s, %s, %s)").format(sql.Identifier(f"ingest_{batch.source}"))
+        with self.conn.transaction():
+            return self.conn.execute(call, (iid, batch.collected_at, Jsonb(batch.rows))).fetchone()[0]

@@ -1,6 +1,12 @@
-"""Helpers for revisions: run the frozen run-once DDL of sql/schema/<revision>/ in name order."""
+"""Helpers for revisions: run the frozen run-once DDL of sql/schema/<revision>/ in name order.
+
+From revision 0003 on, each run-once file states its own inverse in `-- downgrade:` lines
+(e.g. `-- downgrade: DROP TABLE pganalytics.wait_samples;`); undo_schema_files() runs them
+in reverse file order, so a revision's downgrade cannot forget an object.
+"""
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 from alembic import op
@@ -23,3 +29,15 @@ def run_schema_files(revision: str) -> None:
             execute(text)
         except Exception as exc:
             raise RuntimeError(f"{path}: {exc}") from exc
+
+
+_DOWNGRADE = re.compile(r"^--\s*downgrade:\s*(.+)$", re.M)
+
+
+def undo_schema_files(revision: str) -> None:
+    for path, text in reversed(schema_files(revision)):
+        statements = _DOWNGRADE.findall(text)
+        if not statements:
+            raise RuntimeError(f"{path} has no '-- downgrade:' line")
+        for statement in statements:
+            execute(statement)

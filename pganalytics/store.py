@@ -72,6 +72,13 @@ def alembic_config(dsn: str):
     return cfg
 
 
+def head_revision() -> str:
+    """The newest revision this code knows (what `install` brings a store to)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
 def upgrade(dsn: str, revision: str = "head") -> None:
     from alembic import command
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from pganalytics import cli
+from pganalytics import cli, store
 from pganalytics.gateway.app import create_app
 
 
@@ -43,7 +43,7 @@ def test_collect_then_read_through_the_api(store_dsn, target_dsn, gateway_dsn, c
 
     with TestClient(create_app(gateway_dsn)) as client:
         health = client.get("/health").json()
-        assert health["status"] == "ok" and health["store"]["schema_revision"] == "0002"
+        assert health["status"] == "ok" and health["store"]["schema_revision"] == store.head_revision()
         assert client.get("/api/v2/queries", params={"instance": "shop"}).status_code == 401
         resp = client.get("/api/v2/queries", params={"instance": "shop", "limit": 1000},
                           headers={"Authorization": f"Bearer {token}"})

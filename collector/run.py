@@ -1,12 +1,12 @@
-"""`pganalytics collect`: one cycle over every registered target (the daemon loop builds on it)."""
+"""`pganalytics collect --once`: one full cycle (every cadence) over every registered target."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
-from . import snapshot, target
+from .cycle import run_cycle
 from .sink import Sink
 
 log = logging.getLogger("pganalytics.collector")
@@ -19,21 +19,21 @@ class CycleResult:
     query_entries: int = 0
     samples: int = 0
     error: str | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
-def collect_target(sink: Sink, name: str, conn_ref: str) -> CycleResult:
-    try:
-        with target.connect(conn_ref) as conn:
-            info = target.inspect(conn)
-            sink.conn.execute(
-                "UPDATE pganalytics.instances SET server_version_num = %s WHERE name = %s",
-                (info.server_version_num, name))
-            qs = snapshot.query_stats(conn, name, info)
-            db = snapshot.database_stats(conn, name)
-    except (target.TargetError, psycopg.Error) as exc:
-        log.warning("target %s: %s", name, exc)
-        return CycleResult(name, False, error=str(exc))
-    return CycleResult(name, True, sink.deliver_query_stats(qs), sink.deliver_samples(db))
+def deliver_report(sink: Sink, report) -> CycleResult:
+    result = CycleResult(report.instance, report.up, error=report.error,
+                         unavailable=report.unavailable)
+    if report.server_version_num:
+        sink.note_version(report.instance, report.server_version_num)
+    for batch in report.batches:
+        stored = sink.deliver(batch)
+        if batch.source == "query_stats":
+            result.query_entries += stored
+        elif batch.source != "availability":
+            result.samples += stored
+    return result
 
 
 def collect_once(store_dsn: str, only: list[str] | None = None) -> list[CycleResult]:
@@ -47,4 +47,4 @@ def collect_once(store_dsn: str, only: list[str] | None = None) -> list[CycleRes
                 raise LookupError(f"not registered: {', '.join(sorted(unknown))}")
             targets = [t for t in targets if t[0] in only]
         sink = Sink(store)
-        return [collect_target(sink, name, ref) for name, ref in targets]
+        return [deliver_report(sink, run_cycle(name, ref)) for name, ref in targets]

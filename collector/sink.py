@@ -33,6 +33,21 @@ class Sink:
             self._instance_ids[name] = row[0]
         return self._instance_ids[name]
 
+    def note_version(self, name: str, server_version_num: int) -> None:
+        self.conn.execute("UPDATE pganalytics.instances SET server_version_num = %s "
+                          "WHERE instance_id = %s AND server_version_num IS DISTINCT FROM %s",
+                          (server_version_num, self.instance_id(name), server_version_num))
+
+    def deliver(self, batch) -> int:
+        """Deliver any batch; returns rows stored (0 when it was already delivered)."""
+        if isinstance(batch, QueryStatsBatch):
+            return self.deliver_query_stats(batch)
+        if isinstance(batch, SamplesBatch):
+            return self.deliver_samples(batch)
+        if isinstance(batch, RowsBatch):
+            return self.deliver_rows(batch)
+        raise TypeError(f"not a batch: {type(batch).__name__}")
+
     def deliver_query_stats(self, batch: QueryStatsBatch) -> int:
         """Returns the number of entries merged (0 when the batch was already delivered)."""
         iid = self.instance_id(batch.instance)
@@ -59,6 +74,8 @@ class Sink:
         return [self._series[(iid, m, json.dumps(l, sort_keys=True))] for m, l, _, _ in samples]
 
     def deliver_samples(self, batch: SamplesBatch) -> int:
+        if not batch.samples:
+            return 0
         iid = self.instance_id(batch.instance)
         with self.conn.transaction(), self.conn.cursor() as cur:
             ids = self._series_ids(iid, batch.samples)

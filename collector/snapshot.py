@@ -1,9 +1,16 @@
-"""One collection cycle against one target: read everything, touch nothing."""
+"""Reading one target: pg_stat_statements as a binary COPY stream, every other source as
+samples. Reads only; every statement runs under the connection's short timeouts."""
 from __future__ import annotations
 
-from . import dbstats, pgss
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import dict_row
+
+from . import pgss
 from .batch import QueryStatsBatch, SamplesBatch
-from .target import TargetInfo
+from .sources import Source, pick_sql, rows_to_samples
+from .target import TargetError, TargetInfo
 
 
 def query_stats(conn, instance: str, info: TargetInfo) -> QueryStatsBatch:
@@ -18,9 +25,20 @@ def query_stats(conn, instance: str, info: TargetInfo) -> QueryStatsBatch:
     return QueryStatsBatch(instance, collected_at, b"".join(chunks), rows, dealloc, stats_reset)
 
 
-def database_stats(conn, instance: str) -> SamplesBatch:
-    with conn.transaction():
-        collected_at = conn.execute("SELECT statement_timestamp()").fetchone()[0]
-        rows = conn.execute(dbstats.SELECT_SQL).fetchall()
-    return SamplesBatch(instance, "pg_stat_database", collected_at, dbstats.samples(rows),
-                        databases=[(r[0], r[1]) for r in rows])
+def sampled(conn, instance: str, source: Source, info: TargetInfo,
+            collected_at: datetime) -> SamplesBatch:
+    """One source's rows as samples stamped collected_at; TargetError says why it can't be read."""
+    sql = pick_sql(source, info.server_version_num)
+    if sql is None:
+        raise TargetError(source.why_missing or
+                          f"{source.name} is not available on PostgreSQL {info.server_version_num // 10000}")
+    try:
+        with conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(sql).fetchall()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise TargetError(f"{source.name}: permission denied ({exc.diag.message_primary}): "
+                          "grant pg_monitor to the collector's role") from exc
+    except psycopg.Error as exc:
+        raise TargetError(f"{source.name}: {exc.diag.message_primary or exc}") from exc
+    databases = [(r["datid"], r["datname"]) for r in rows] if source.lists_databases else []
+    return SamplesBatch(instance, source.name, collected_at, rows_to_samples(source, rows), databases)

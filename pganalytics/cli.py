@@ -65,6 +65,8 @@ def cmd_collect(args) -> None:
     for r in collect_once(_dsn(args), args.target or None):
         if r.ok:
             print(f"{r.instance}: {r.query_entries} query entries, {r.samples} samples")
+            for source, reason in sorted(r.unavailable.items()):
+                print(f"{r.instance}: {source} unavailable: {reason}")
         else:
             failed += 1
             print(f"{r.instance}: FAILED: {r.error}", file=sys.stderr)

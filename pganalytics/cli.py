@@ -57,10 +57,23 @@ def cmd_targets_list(args) -> None:
 
 
 def cmd_collect(args) -> None:
+    from .collector import config as collector_config
     from .collector.run import collect_once
 
     if not args.once:
-        raise store.StoreError("only --once is available in this version (run it from cron)")
+        from .collector.daemon import Collector
+
+        try:
+            if args.config:
+                conf = collector_config.load(args.config)
+            else:
+                conf = collector_config.parse({}, _dsn(args))
+        except collector_config.ConfigError as exc:
+            raise store.StoreError(str(exc)) from None
+        collector = Collector(conf, args.config)
+        collector.install_signal_handlers()
+        collector.run()
+        return
     failed = 0
     for r in collect_once(_dsn(args), args.target or None):
         if r.ok:
@@ -122,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="libpq DSN/URL without password, or a service name")
             sp.add_argument("--label", action="append", default=[], help="KEY=VALUE (repeatable)")
     sp = add("collect", cmd_collect, "collect from registered targets into the store")
-    sp.add_argument("--once", action="store_true", help="one cycle, then exit")
+    sp.add_argument("--once", action="store_true", help="one cycle, then exit (for cron)")
+    sp.add_argument("--config", help="TOML file (see collector/config.py); SIGHUP reloads it")
     sp.add_argument("--target", action="append", help="only this target (repeatable)")
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token", required=True)
     sp = token.add_parser("create", help="create a token and print it (shown once)")

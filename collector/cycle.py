@@ -43,6 +43,11 @@ def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset
                 report.batches.append(snapshot.query_stats(conn, instance, info))
             except (target.TargetError, psycopg.Error) as exc:
                 report.unavailable["pg_stat_statements"] = _reason(exc)
+        if "slow" in cadences:
+            try:
+                report.batches.append(snapshot.settings(conn, instance, now))
+            except psycopg.Error as exc:
+                report.unavailable["pg_settings"] = _reason(exc)
         for source in sources.ALL:
             if source.cadence not in cadences:
                 continue

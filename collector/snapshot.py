@@ -8,7 +8,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from . import pgss
-from .batch import QueryStatsBatch, SamplesBatch
+from .batch import QueryStatsBatch, RowsBatch, SamplesBatch
 from .sources import Source, pick_sql, rows_to_samples
 from .target import TargetError, TargetInfo
 
@@ -42,3 +42,15 @@ def sampled(conn, instance: str, source: Source, info: TargetInfo,
         raise TargetError(f"{source.name}: {exc.diag.message_primary or exc}") from exc
     databases = [(r["datid"], r["datname"]) for r in rows] if source.lists_databases else []
     return SamplesBatch(instance, source.name, collected_at, rows_to_samples(source, rows), databases)
+
+
+# Values set by the collector's own session ('client', 'session') say nothing about the server.
+SETTINGS_SQL = ("SELECT name, setting, unit, source, pending_restart FROM pg_settings "
+                "WHERE source NOT IN ('default', 'override', 'client', 'session')")
+
+
+def settings(conn, instance: str, collected_at: datetime) -> RowsBatch:
+    """Non-default settings; the store keeps their history (pganalytics.settings_history)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(SETTINGS_SQL).fetchall()
+    return RowsBatch(instance, "settings", collected_at, rows)

@@ -1,6 +1,8 @@
 """Every source on real PostgreSQL 15, 16, 17 and 18 targets running a small workload."""
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
@@ -91,3 +93,31 @@ def test_pg18_with_pg_stat_statements_still_at_1_10(other_server, store_dsn):
         assert Sink(store).deliver(batch) == batch.rows > 0
         assert store.execute("SELECT count(*) FROM pganalytics.query_stats "
                              "WHERE stats_since IS NULL").fetchone()[0] == batch.rows
+
+
+def test_settings_changes_are_kept_as_history(other_server, store_dsn):
+    dsn = other_server("17")
+    with psycopg.connect(store_dsn, autocommit=True) as store:
+        store.execute("SELECT pganalytics.register_instance('cfg', %s)", (dsn,))
+        sink = Sink(store)
+
+        def cycle():
+            return deliver_report(sink, run_cycle("cfg", dsn, frozenset({"slow"})))
+
+        cycle()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET work_mem = '32MB'")
+            conn.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        cycle()
+        cycle()  # unchanged: no new rows
+        rows = store.execute("SELECT setting, valid_to IS NULL FROM pganalytics.settings_history "
+                             "WHERE name = 'work_mem' ORDER BY valid_from").fetchall()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET work_mem")
+            conn.execute("SELECT pg_reload_conf()")
+    assert rows == [("32768", True)]
+    own = store_dsn  # the collector's own session settings are never recorded
+    with psycopg.connect(own) as store:
+        assert store.execute("SELECT count(*) FROM pganalytics.settings_history "
+                             "WHERE name IN ('statement_timeout', 'application_name')").fetchone()[0] == 0

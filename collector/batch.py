@@ -17,6 +17,7 @@ class QueryStatsBatch:
     rows: int
     dealloc: int | None = None
     stats_reset: datetime | None = None
+    texts: list[tuple[int, str]] = field(default_factory=list)  # (queryid, query) not sent before
     source: str = field(default="query_stats", init=False)
 
 

@@ -43,6 +43,7 @@ def decode(data: bytes):
     meta = json.loads(header, object_hook=_hook)
     fields = meta["fields"]
     if meta["kind"] == "query_stats":
+        fields["texts"] = [tuple(t) for t in fields.get("texts", [])]
         return QueryStatsBatch(copy_data=payload, **fields)
     if meta["kind"] == "samples":
         fields["samples"] = [tuple(s) for s in fields["samples"]]

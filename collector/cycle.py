@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from . import snapshot, sources, target
+from .host import HostSampler, host_batch
 from .batch import SamplesBatch
 
 log = logging.getLogger("pganalytics.collector")
@@ -24,9 +25,11 @@ class CycleReport:
 
 
 def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset({"fast", "slow"}),
-              with_query_stats: bool = True) -> CycleReport:
+              with_query_stats: bool = True, memory: dict | None = None) -> CycleReport:
     """Read every source due at these cadences. A target that is down yields a report with
-    up=False and an availability sample, never an exception."""
+    up=False and an availability sample, never an exception. `memory` is kept by the caller
+    per target between cycles (e.g. which query texts were already sent)."""
+    memory = {} if memory is None else memory
     try:
         conn = target.connect(conn_ref)
     except target.TargetError as exc:
@@ -40,9 +43,14 @@ def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset
         report.batches.append(_availability(instance, now, True))
         if with_query_stats and "fast" in cadences:
             try:
-                report.batches.append(snapshot.query_stats(conn, instance, info))
+                known = memory.setdefault("known_texts", set())
+                report.batches.append(snapshot.query_stats(conn, instance, info, known))
             except (target.TargetError, psycopg.Error) as exc:
                 report.unavailable["pg_stat_statements"] = _reason(exc)
+        if "fast" in cadences:
+            sampler = memory.setdefault("host", HostSampler())
+            sampler.check(conn)
+            report.batches.append(host_batch(sampler, instance, now))
         if "slow" in cadences:
             try:
                 report.batches.append(snapshot.settings(conn, instance, now))

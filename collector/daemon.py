@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import config as cfg
 from .cycle import run_cycle
@@ -35,6 +35,7 @@ class TargetState:
     failures: int = 0
     running: Future | None = None
     cycles: int = 0
+    memory: dict = field(default_factory=dict)
 
 
 class Collector:
@@ -77,7 +78,7 @@ class Collector:
 
     # -- cycles ----------------------------------------------------------------------------
     def _cycle(self, state: TargetState, cadences: frozenset[str]) -> None:
-        report = run_cycle(state.name, state.conn, cadences)
+        report = run_cycle(state.name, state.conn, cadences, memory=state.memory)
         for batch in report.batches:
             self.delivery.put(batch)
         now = time.monotonic()

@@ -38,7 +38,6 @@ COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
     "wal_records": (("wal_records",), "bigint"),
     "wal_fpi": (("wal_fpi",), "bigint"),
     "wal_bytes": (("wal_bytes",), "numeric"),
-    "query": (("query",), "text"),
 }
 REQUIRED = ("dbid", "userid", "queryid", "toplevel", "calls", "total_exec_time")
 
@@ -56,7 +55,8 @@ def select_sql(info: TargetInfo) -> str:
                               "pg_stat_statements 1.9 or newer is needed")
         exprs.append(f"{source}::{sqltype}" if source else f"NULL::{sqltype}")
     # queryid is NULL for entries whose text the user may not see; they cannot be keyed.
-    return (f"SELECT {', '.join(exprs)} FROM pg_stat_statements "
+    # showtext := false: texts are large and never change, so they travel once (TEXTS_SQL).
+    return (f"SELECT {', '.join(exprs)} FROM pg_stat_statements(false) "
             "WHERE queryid IS NOT NULL")
 
 
@@ -67,3 +67,8 @@ def copy_out_sql(info: TargetInfo) -> str:
 STAGE_COLUMNS = ", ".join(COLUMNS)
 
 INFO_SQL = "SELECT dealloc, stats_reset FROM pg_stat_statements_info"
+
+# Texts of the entries the collector has not sent yet (the target still reads its whole text
+# file, but only new texts cross the network and reach the store).
+TEXTS_SQL = ("SELECT DISTINCT ON (queryid) queryid, query FROM pg_stat_statements(true) "
+             "WHERE queryid IS NOT NULL AND NOT (queryid = ANY(%s)) ORDER BY queryid")

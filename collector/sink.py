@@ -57,6 +57,11 @@ class Sink:
                 self._staging_open = True
             with cur.copy(f"COPY stage_query_stats ({pgss.STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.write(batch.copy_data)
+            if batch.texts:
+                ids, texts = zip(*batch.texts)
+                cur.execute("UPDATE stage_query_stats s SET query = t.query "
+                            "FROM unnest(%s::bigint[], %s::text[]) AS t(queryid, query) "
+                            "WHERE s.queryid = t.queryid", (list(ids), list(texts)))
             cur.execute("SELECT pganalytics.ingest_query_stats(%s, %s, %s, %s)",
                         (iid, batch.collected_at, batch.dealloc, batch.stats_reset))
             return cur.fetchone()[0]

@@ -13,7 +13,9 @@ from .sources import Source, pick_sql, rows_to_samples
 from .target import TargetError, TargetInfo
 
 
-def query_stats(conn, instance: str, info: TargetInfo) -> QueryStatsBatch:
+def query_stats(conn, instance: str, info: TargetInfo, known_texts: set[int]) -> QueryStatsBatch:
+    """Counters as a binary COPY stream; texts only for queryids not in known_texts (which is
+    updated: the caller keeps it per target between cycles)."""
     with conn.transaction(), conn.cursor() as cur:
         collected_at = cur.execute("SELECT statement_timestamp()").fetchone()[0]
         dealloc, stats_reset = cur.execute(pgss.INFO_SQL).fetchone()
@@ -22,7 +24,9 @@ def query_stats(conn, instance: str, info: TargetInfo) -> QueryStatsBatch:
             for chunk in copy:
                 chunks.append(bytes(chunk))
         rows = cur.rowcount
-    return QueryStatsBatch(instance, collected_at, b"".join(chunks), rows, dealloc, stats_reset)
+        texts = cur.execute(pgss.TEXTS_SQL, (list(known_texts),)).fetchall()
+    known_texts.update(q for q, _ in texts)
+    return QueryStatsBatch(instance, collected_at, b"".join(chunks), rows, dealloc, stats_reset, texts)
 
 
 def sampled(conn, instance: str, source: Source, info: TargetInfo,

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """MERGE vs INSERT ... ON CONFLICT for the query_stats snapshot upsert, measured in one run.
 
-A 1M-row `query_stats` (the real column set and PK of sql/schema/0002/02_query_stats.sql,
-10 instances x 100k entries, each instance's rows together as a first snapshot leaves them)
-takes a 100k-row pg_stat_statements-like snapshot of one instance, staged by binary COPY
-into a temp table as the collector does. Cases: every key exists; 90 % exist + 10 % new.
+A 1M-row `query_stats` (the real column set, PK, FK and fillfactor of
+sql/schema/0002/02_query_stats.sql; 10 instances x 100k entries, each instance's rows
+together as its first snapshot left them, in pg_stat_statements hash order) takes a
+100k-row pg_stat_statements-like snapshot of one instance, staged by binary COPY into a
+temp table as the collector does. Cases: every key exists; 90 % exist + 10 % new.
 In the snapshot half the entries ran (counters grew), 0.1 % were reset, the rest are unchanged.
 
   (a) INSERT ... ON CONFLICT DO UPDATE          (b) MERGE, same semantics as (a)
@@ -12,15 +13,20 @@ In the snapshot half the entries ran (counters grew), 0.1 % were reset, the rest
       reset detection, taken verbatim from sql/ingest/ingest_query_stats.sql
   (d) the fair baseline for (c): the same deltas INSERT ... SELECT, then ON CONFLICT with the
       same reset detection
+  PG 18+ only, same output as (c)/(d), the target joined once instead of twice:
+  (e) WITH u AS (MERGE ... RETURNING old.*, new.*) INSERT INTO deltas ...
+  (f) WITH u AS (INSERT ... ON CONFLICT ... RETURNING old.*, new.*) INSERT INTO deltas ...
+The first run of each method is fingerprinted (md5 of what it wrote) and the methods must agree.
 
 Each run upserts a different instance's 100k rows (disjoint parts of the table and index),
-so one reset of the table (rebuilt from a saved 1M-row copy, VACUUM FREEZE, CHECKPOINT)
-serves 10 runs; a CHECKPOINT precedes every run, so every run starts from the same state.
+so one reset of the table (rebuilt from a saved 1M-row copy + PK + VACUUM FREEZE ANALYZE)
+serves 10 runs; a CHECKPOINT precedes every run, so every run starts from the same state
+(clean buffers; its first change of each page writes a full-page image, as after any checkpoint).
 Times: COPY into staging, ANALYZE of staging, and the upsert statement(s) + COMMIT (the
 rows/s) are reported separately. Knobs are changed one at a time from the tuned setup.
 
   .venv/bin/python bench/upsert_merge_vs_on_conflict.py                  # newest local PG
-  .venv/bin/python bench/upsert_merge_vs_on_conflict.py --pg-bindir "$(scripts/pg18.sh)"
+  .venv/bin/python bench/upsert_merge_vs_on_conflict.py --pg-bindir "$(scripts/pg-bindir.sh 18)"
   .venv/bin/python bench/upsert_merge_vs_on_conflict.py --dsn "host=... dbname=scratch"
 
 With --dsn it works in a scratch schema `bench` (dropped at the end) and needs a superuser
@@ -29,6 +35,7 @@ With --dsn it works in a scratch schema `bench` (dropped at the end) and needs a
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -44,9 +51,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pganalytics import localpg  # noqa: E402
+from pganalytics import localpg
 
-INGEST_SQL = ROOT / "sql" / "ingest" / "ingest_query_stats.sql"
+INGEST_SQL = ROOT / "sql" / "ingest" / "merge_query_stats.sql"
 KEY = ["dbid", "userid", "queryid", "toplevel"]
 COUNTERS = ["plans", "total_plan_time", "calls", "total_exec_time", "min_exec_time",
             "max_exec_time", "mean_exec_time", "stddev_exec_time", "rows", "shared_blks_hit",
@@ -69,7 +76,7 @@ RESET_TEST = ("(%(reset)s::timestamptz IS NOT NULL AND %(reset)s::timestamptz > 
 TUNED = {"fillfactor": 70, "layout": "random", "order": "client", "analyze": False,
          "work_mem": None, "plan": None}
 TUNED_NAME = "tuned (the main table's setup)"
-# Each knob changes one thing from TUNED; the first row reuses the main table's runs.
+# Each knob changes one thing from TUNED.
 KNOBS = {
     TUNED_NAME: {},
     "unsorted input (pgss hash order)": {"order": "none"},
@@ -81,6 +88,7 @@ KNOBS = {
     "force nested loop (hash/merge join off)": {"plan": "nestloop"},
 }
 
+SCRATCH_COMMENT = "pganalytics upsert benchmark scratch"
 SETTINGS = {  # for the throwaway cluster: enough memory that the table stays in shared_buffers
     "shared_buffers": "'4GB'", "max_wal_size": "'16GB'", "checkpoint_timeout": "'1h'",
     "autovacuum": "off", "jit": "off", "synchronize_seqscans": "off",
@@ -102,7 +110,7 @@ COLTYPE = {c: "float8" if "time" in c else "bigint" for c in COUNTERS} | {"wal_b
 
 SCHEMA_SQL = f"""
 CREATE SCHEMA bench;
-COMMENT ON SCHEMA bench IS 'pganalytics upsert benchmark scratch';
+COMMENT ON SCHEMA bench IS '{SCRATCH_COMMENT}';
 CREATE TABLE bench.instances (instance_id int PRIMARY KEY);
 INSERT INTO bench.instances SELECT generate_series(1, {INSTANCES});
 CREATE UNLOGGED TABLE bench.query_stats_stage (
@@ -182,7 +190,7 @@ def product_statement() -> tuple[str, str]:
     """The CTE + MERGE statement of the product's ingest function, retargeted to `bench`,
     and the prefix (its cmp/base/deltas CTEs) that method (d) reuses for the deltas."""
     text = INGEST_SQL.read_text()
-    m = re.search(r"\n(\s*WITH cmp AS \(.*?MERGE INTO .*?);\s*\n\s*GET DIAGNOSTICS", text, re.S)
+    m = re.search(r"\n(\s*WITH cmp AS \(.*?MERGE INTO .*?);\s*\n\s*GET DIAGNOSTICS", text, re.DOTALL)
     if not m:
         raise SystemExit(f"cannot find the WITH cmp ... MERGE statement in {INGEST_SQL}")
     stmt = m.group(1).replace("%", "%%").replace("pganalytics.", "bench.")
@@ -262,10 +270,9 @@ class Bench:
 
     def setup(self) -> dict:
         c = self.conn
-        row = c.execute("SELECT obj_description('bench'::regnamespace)").fetchone() \
-            if c.execute("SELECT to_regnamespace('bench')").fetchone()[0] else None
-        if row is not None:
-            if row[0] != "pganalytics upsert benchmark scratch":
+        if c.execute("SELECT to_regnamespace('bench')").fetchone()[0] is not None:
+            if c.execute("SELECT obj_description('bench'::regnamespace, 'pg_namespace')"
+                         ).fetchone()[0] != SCRATCH_COMMENT:
                 raise SystemExit("schema `bench` exists and is not this benchmark's: refusing to drop it")
             c.execute("DROP SCHEMA bench CASCADE")
         t0 = time.perf_counter()
@@ -431,8 +438,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-knobs", action="store_true", help="skip the knob table")
     ap.add_argument("--out", help="JSON results path (default bench/results/upsert-pgNN.json)")
     args = ap.parse_args(argv)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
     started = time.perf_counter()
+    load_before = os.getloadavg()
     cluster = None
     try:
         if args.dsn:
@@ -453,12 +461,17 @@ def main(argv: list[str] | None = None) -> int:
             localpg.wait_ready(dsn)
         with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
             conn.execute("SET jit = off")
-            result = bench(conn, args, log)
+            try:
+                result = bench(conn, args, log)
+            finally:
+                drop_scratch(conn)
             result["server"]["throwaway_cluster"] = cluster is not None
+            result["server"]["bindir"] = (str(bindir.relative_to(ROOT)) if bindir.is_relative_to(ROOT)
+                                          else str(bindir)) if cluster else None
             result["server"]["cluster_settings"] = (
                 {k: v.strip("'") for k, v in settings.items()} if cluster else None)
-            conn.execute("DROP SCHEMA bench CASCADE")
         result["total_s"] = round(time.perf_counter() - started, 1)
+        result["machine"]["loadavg_before_after"] = [list(load_before), list(os.getloadavg())]
         major = result["server"]["version_num"] // 10000
         out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"upsert-pg{major}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -473,6 +486,15 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.datadir.parent.rmdir()
             except OSError:
                 pass
+
+
+def drop_scratch(conn: psycopg.Connection) -> None:
+    """Drop the scratch schema, only if it is this benchmark's (also after a failure)."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
+    if conn.execute("SELECT obj_description(to_regnamespace('bench'), 'pg_namespace') = %s",
+                    (SCRATCH_COMMENT,)).fetchone()[0]:
+        conn.execute("DROP SCHEMA bench CASCADE")
 
 
 def bench(conn: psycopg.Connection, args, log) -> dict:
@@ -521,23 +543,30 @@ def bench(conn: psycopg.Connection, args, log) -> dict:
     knob_runs: list[dict] = []
     knobs: dict = {}
     if not args.no_knobs:
-        knobs[TUNED_NAME] = {"config": TUNED, **main["new10"]}
-        # grouped by table shape so the table is rebuilt only when that changes
-        todo = [(n, TUNED | ch) for n, ch in KNOBS.items() if n != TUNED_NAME]
-        for name, cfg in sorted(todo, key=lambda nc: (nc[1]["fillfactor"], nc[1]["layout"]) != (
-                TUNED["fillfactor"], TUNED["layout"])):
+        shape = lambda cfg: (cfg["fillfactor"], cfg["layout"])
+        cfgs = {n: TUNED | ch for n, ch in KNOBS.items()}
+        # Knobs on the tuned table shape (and the tuned row itself, measured again here) are
+        # interleaved rep by rep, so drift of this noisy machine hits them alike; knobs that
+        # need another table are run in a block each (a table rebuild per run would be slow).
+        same = [n for n, cfg in cfgs.items() if shape(cfg) == shape(TUNED)]
+        blocks = [[n] for n in cfgs if n not in same]
+        for group in [same, *blocks]:
             for rep in range(args.knob_reps):
-                for m in (["a", "b", "c", "d"] if rep % 2 == 0 else ["d", "c", "b", "a"]):
-                    r = b.run(m, "new10", cfg, explain=(rep == 0))
-                    r.update(knob=name, rep=rep)
-                    knob_runs.append(r)
+                for i, name in enumerate(group):
+                    ms = list(METHODS)
+                    for m in ms[(rep + i) % 4:] + ms[:(rep + i) % 4]:
+                        r = b.run(m, "new10", cfgs[name], explain=(rep == 0))
+                        r.update(knob=name, rep=rep)
+                        knob_runs.append(r)
+            log(f"knobs {group} done ({time.perf_counter() - t_start:.0f}s)")
+        for name, cfg in cfgs.items():
             knobs[name] = {"config": cfg, **{m: summarize([r for r in knob_runs
                                                            if r["knob"] == name and r["method"] == m])
                                              for m in METHODS}}
-            log(f"knob {name!r} done")
         knobs = {k: knobs[k] for k in KNOBS}
     return {
         "bench": "upsert_merge_vs_on_conflict",
+        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "server": {"version": info[0], "version_num": info[1], "shared_buffers": info[2],
                    "work_mem": info[3], "shared_preload_libraries": info[4], "fsync": info[5],
                    "synchronous_commit": info[6], "full_page_writes": info[7]},
@@ -555,13 +584,13 @@ def bench(conn: psycopg.Connection, args, log) -> dict:
 
 def report(res: dict) -> str:
     s = res["server"]
-    lines = [f"PostgreSQL {s['version']}: upsert of a pg_stat_statements snapshot into a "
+    lines = [(f"PostgreSQL {s['version']}: upsert of a pg_stat_statements snapshot into a "
              f"{res['shape']['table_rows']:,}-row query_stats ({res['shape']['columns']} columns, "
-             f"PK {len(res['shape']['pk'])} columns)",
-             f"medians of {res['main']['all']['a']['n']} runs; tuned setup: fillfactor "
+             f"PK {len(res['shape']['pk'])} columns)"),
+             (f"medians of {res['main']['all']['a']['n']} runs; tuned setup: fillfactor "
              f"{res['tuned']['fillfactor']}, staged rows sorted by PK by the client, staging "
              f"{'ANALYZEd' if res['tuned']['analyze'] else 'not ANALYZEd'}, work_mem "
-             f"{res['tuned']['work_mem'] or s['work_mem']}; time = statement(s) + COMMIT", ""]
+             f"{res['tuned']['work_mem'] or s['work_mem']}; time = statement(s) + COMMIT"), ""]
     hdr = f"{'case':<22}{'method':<40}{'rows/s':>10}{'s':>8}{'min-max s':>14}{'HOT %':>7}{'deltas':>8}"
     lines += [hdr, "-" * len(hdr)]
     for case, label in res["cases"].items():
@@ -590,8 +619,8 @@ def report(res: dict) -> str:
     lines.append("plans (first run, 90%+10%): " + "; ".join(
         f"({m}) {' / '.join(res['main']['new10'][m]['plan'] or [])}" for m in res["methods"]))
     if res["knobs"]:
-        lines += ["", f"knobs, one change at a time from the tuned setup (90% exist + 10% new, medians of "
-                      f"{list(res['knobs'].values())[-1]['a']['n']} runs; the tuned row is the main table's), rows/s and HOT %:"]
+        lines += ["", (f"knobs, one change at a time from the tuned setup (90% exist + 10% new, medians of "
+                      f"{list(res['knobs'].values())[-1]['a']['n']} runs, measured apart from the main table), rows/s and HOT %:")]
         hdr = f"{'knob':<48}" + "".join(f"{'(' + m + ')':>10}{'HOT':>5}" for m in METHODS) \
             + f"{'b/a':>7}{'c/d':>7}"
         lines += [hdr, "-" * len(hdr)]

@@ -56,8 +56,10 @@ def select_sql(info: TargetInfo) -> str:
         exprs.append(f"{source}::{sqltype}" if source else f"NULL::{sqltype}")
     # queryid is NULL for entries whose text the user may not see; they cannot be keyed.
     # showtext := false: texts are large and never change, so they travel once (TEXTS_SQL).
+    # Sorted by the store's key: MERGE then walks query_stats in index order (measured +5-16 %
+    # per batch, more as the table settles into that order; bench/upsert_merge_vs_on_conflict.py).
     return (f"SELECT {', '.join(exprs)} FROM pg_stat_statements(false) "
-            "WHERE queryid IS NOT NULL")
+            "WHERE queryid IS NOT NULL ORDER BY dbid, userid, queryid, toplevel")
 
 
 def copy_out_sql(info: TargetInfo) -> str:

@@ -122,3 +122,11 @@ def test_retention_drops_only_whole_old_days(store_conn):
     assert remaining == 8
     with pytest.raises(psycopg.errors.RaiseException, match="keep at least 1 day"):
         store_conn.execute("SELECT pganalytics.drop_old_partitions('1 hour')")
+
+
+@pytest.mark.pg(">= 18")
+def test_pg18_merges_with_returning_old(store_conn):
+    """18+ installs the single-join variant (merge_query_stats.pg18.sql); the tests above
+    check it gives the same results."""
+    src = store_conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'merge_query_stats'").fetchone()[0]
+    assert "old.calls AS o_calls" in src

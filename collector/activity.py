@@ -79,19 +79,19 @@ class ActivitySampler:
     """Samples pg_stat_activity on a connection it owns (autocommit; not thread-safe).
 
     tick_timeout_ms becomes the connection's statement_timeout: a tick that cannot finish
-    in time is dropped, not counted. lock_waits() runs under lock_timeout_ms instead.
+    in time is dropped, not counted. lock_waits() runs under chains_timeout_ms instead.
     """
 
     def __init__(self, conn: psycopg.Connection, instance: str, *,
                  idle_xact_threshold_s: float = 60.0, tick_timeout_ms: int = 500,
-                 lock_timeout_ms: int = 5000):
+                 chains_timeout_ms: int = 5000):
         if not conn.autocommit:
             raise ValueError("ActivitySampler needs an autocommit connection: inside one "
                              "transaction pg_stat_activity would not change between ticks")
         self.conn = conn
         self.instance = instance
         self.idle_xact_threshold_s = idle_xact_threshold_s
-        self.lock_timeout_ms = int(lock_timeout_ms)
+        self.chains_timeout_ms = int(chains_timeout_ms)
         conn.execute(f"SET statement_timeout = {int(tick_timeout_ms)}")
         self._counts: Counter[tuple] = Counter()
         self._ticks = 0
@@ -127,7 +127,7 @@ class ActivitySampler:
     def lock_waits(self, collected_at: datetime | None = None) -> RowsBatch:
         """Lock waiters with their blocking chains, and long idle-in-transaction sessions."""
         with self.conn.transaction():
-            self.conn.execute(f"SET LOCAL statement_timeout = {self.lock_timeout_ms}")
+            self.conn.execute(f"SET LOCAL statement_timeout = {self.chains_timeout_ms}")
             if collected_at is None:
                 collected_at = self._target_now()
             threshold = float(self.idle_xact_threshold_s)

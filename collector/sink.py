@@ -20,7 +20,7 @@ class Sink:
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
         self._instance_ids: dict[str, int] = {}
-        self._series: dict[tuple[int, str, str], int] = {}
+        self._series: dict[tuple[int, str, tuple], int] = {}
         self._staging_open = False
 
     def instance_id(self, name: str) -> int:
@@ -67,16 +67,21 @@ class Sink:
             return cur.fetchone()[0]
 
     def _series_ids(self, iid: int, samples) -> list[int]:
-        missing = {(m, json.dumps(l, sort_keys=True), k) for m, l, k, _ in samples
-                   if (iid, m, json.dumps(l, sort_keys=True)) not in self._series}
+        """Series ids for (metric, labels) pairs: from the cache, asking the store only for new
+        ones. The cache key is a sorted label tuple (a hot path: thousands per cycle)."""
+        keys = [(iid, m, tuple(sorted(l.items()))) for m, l, _, _ in samples]
+        missing = {}
+        for key, (m, l, k, _) in zip(keys, samples):
+            if key not in self._series and key not in missing:
+                missing[key] = (m, json.dumps(l), k)
         if missing:
-            metrics, labels, kinds = zip(*sorted(missing))
+            metrics, labels, kinds = zip(*missing.values())
             rows = self.conn.execute(
-                "SELECT metric, labels::text, series_id FROM pganalytics.series_ids(%s, %s, %s::jsonb[], %s)",
+                "SELECT metric, labels, series_id FROM pganalytics.series_ids(%s, %s, %s::jsonb[], %s)",
                 (iid, list(metrics), list(labels), list(kinds))).fetchall()
-            for metric, label_text, sid in rows:
-                self._series[(iid, metric, json.dumps(json.loads(label_text), sort_keys=True))] = sid
-        return [self._series[(iid, m, json.dumps(l, sort_keys=True))] for m, l, _, _ in samples]
+            for metric, label_obj, sid in rows:
+                self._series[(iid, metric, tuple(sorted(label_obj.items())))] = sid
+        return [self._series[key] for key in keys]
 
     def deliver_samples(self, batch: SamplesBatch) -> int:
         if not batch.samples:

@@ -17,7 +17,8 @@ BEGIN
         SELECT c.oid::regclass::text AS name
         FROM pg_inherits i
         JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent IN ('pganalytics.samples'::regclass, 'pganalytics.query_stat_deltas'::regclass)
+        WHERE i.inhparent IN ('pganalytics.samples'::regclass, 'pganalytics.query_stat_deltas'::regclass,
+                     'pganalytics.wait_samples'::regclass)
           -- partitions are named <parent>_pYYYYMMDD and cover that UTC day
           AND c.relname ~ '_p\d{8}$'
           AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= now() - p_older_than

@@ -15,7 +15,8 @@ BEGIN
     IF p_parent IS NULL OR p_from IS NULL OR p_to IS NULL THEN
         RAISE EXCEPTION 'ensure_partitions: parent, from and to must not be null';
     END IF;
-    IF p_parent NOT IN ('pganalytics.samples'::regclass, 'pganalytics.query_stat_deltas'::regclass) THEN
+    IF p_parent NOT IN ('pganalytics.samples'::regclass, 'pganalytics.query_stat_deltas'::regclass,
+                     'pganalytics.wait_samples'::regclass) THEN
         RAISE EXCEPTION 'ensure_partitions: % is not a time-partitioned pganalytics table', p_parent;
     END IF;
     IF p_to < p_from OR p_to - p_from > interval '400 days' THEN

@@ -47,6 +47,7 @@ BEGIN
     IF NOT pganalytics.begin_snapshot(p_instance_id, 'wait_samples', p_collected_at) THEN
         RETURN 0;  -- already delivered
     END IF;
+    PERFORM pganalytics.ensure_partitions('pganalytics.wait_samples', p_collected_at, p_collected_at);
     INSERT INTO pganalytics.wait_samples
         (instance_id, collected_at, interval_s, ticks, datname, queryid, backend_type, state,
          wait_event_type, wait_event, samples)

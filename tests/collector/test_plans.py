@@ -59,6 +59,13 @@ def test_what_is_plannable():
     assert plans.param_count("SELECT $1, $12, '$$' || $3") == 12
 
 
+def test_rank_by_time_spent_since_the_last_capture():
+    now = [(1, 5, "db", 1000.0), (2, 5, "db", 300.0), (3, 5, "db", 50.0), (4, 5, "db", 80.0)]
+    assert [r[0] for r in plans.rank(now, {})] == [1, 2, 4, 3]  # first capture: cumulative
+    previous = {(1, 5): 990.0, (2, 5): 100.0, (4, 5): 500.0}  # 4 was reset since, 3 is new
+    assert [r[0] for r in plans.rank(now, previous)] == [2, 4, 3, 1]
+
+
 # --- real targets -------------------------------------------------------------------------
 
 @pytest.fixture(params=["15", "16", "18"])
@@ -105,8 +112,10 @@ def test_capture_store_and_see_a_plan_change(target_db, store_conn):
     sink = Sink(store_conn)
     qid = _queryid(dsn, QUERY)
 
-    first, skipped = plans.capture_plans(dsn, "t")
+    totals: dict = {}  # kept between captures: rank by time spent since the last one
+    first, skipped = plans.capture_plans(dsn, "t", totals=totals)
     plan = _row(first, qid)["plan"]
+    assert totals[(qid, _row(first, qid)["dbid"])] > 0
     assert isinstance(plan, list) and plan[0]["Plan"]["Node Type"]
     assert "w_k" in json.dumps(plan)  # the generic plan uses the index on k
     assert any(f"query {_queryid(dsn, 'CREATE TABLE ddl_probe AS %')}"
@@ -118,7 +127,7 @@ def test_capture_store_and_see_a_plan_change(target_db, store_conn):
     assert sink.deliver_rows(first) == len(first.rows) > 0
     assert sink.deliver_rows(first) == 0  # the same batch again: nothing stored
 
-    second, _ = plans.capture_plans(dsn, "t")
+    second, _ = plans.capture_plans(dsn, "t", totals=totals)
     assert second.collected_at > first.collected_at
     assert _row(second, qid)["plan_hash"] == _row(first, qid)["plan_hash"]
     sink.deliver_rows(second)
@@ -128,7 +137,7 @@ def test_capture_store_and_see_a_plan_change(target_db, store_conn):
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP INDEX w_k")
         conn.execute("ANALYZE w")
-    third, _ = plans.capture_plans(dsn, "t")
+    third, _ = plans.capture_plans(dsn, "t", totals=totals)
     assert _row(third, qid)["plan_hash"] != _row(first, qid)["plan_hash"]
     assert sink.deliver_rows(third) >= 1
     history = store_conn.execute(stored, (qid,)).fetchall()

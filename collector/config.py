@@ -5,7 +5,8 @@
 
     [collector]
     interval_s = 10                    # pg_stat_statements, database/WAL/IO stats
-    slow_interval_s = 60               # tables, indexes, sizes
+    slow_interval_s = 60               # tables, indexes, sizes, settings, plans
+    sample_interval_s = 1              # pg_stat_activity wait-event samples (0 = off)
     workers = 8                        # targets read in parallel
     spool_dir = "/var/lib/pganalytics/spool"
     spool_max_mb = 256
@@ -42,6 +43,7 @@ class CollectorConfig:
     store_dsn: str
     interval_s: float = 10
     slow_interval_s: float = 60
+    sample_interval_s: float = 1
     workers: int = 8
     spool_dir: Path = Path(".pganalytics-spool")
     spool_max_bytes: int = 256 << 20
@@ -81,6 +83,7 @@ def parse(data: dict, env_dsn: str | None = None) -> CollectorConfig:
                                     dict(t.get("labels", {}))))
     return CollectorConfig(
         store_dsn=dsn, interval_s=interval, slow_interval_s=slow,
+        sample_interval_s=_number(c, "sample_interval_s", 1, "collector", 0),
         workers=int(_number(c, "workers", 8, "collector", 1)),
         spool_dir=Path(c.get("spool_dir", ".pganalytics-spool")),
         spool_max_bytes=int(_number(c, "spool_max_mb", 256, "collector", 1) * (1 << 20)),

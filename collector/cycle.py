@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from . import snapshot, sources, target
+from . import plans, snapshot, sources, target
 from .host import HostSampler, host_batch
 from .batch import SamplesBatch
 
@@ -63,6 +63,15 @@ def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset
                 report.batches.append(snapshot.sampled(conn, instance, source, info, now))
             except target.TargetError as exc:
                 report.unavailable[source.name] = str(exc)
+    if with_query_stats and "slow" in cadences and "pg_stat_statements" not in report.unavailable:
+        try:
+            batch, skipped = plans.capture_plans(conn_ref, instance,
+                                                 totals=memory.setdefault("plan_totals", {}))
+            report.batches.append(batch)
+            if skipped and not batch.rows:
+                report.unavailable["plans"] = f"no query could be planned (first reason: {skipped[0]})"
+        except (target.TargetError, psycopg.Error) as exc:
+            report.unavailable["plans"] = _reason(exc)
     for name, reason in report.unavailable.items():
         log.info("target %s: %s unavailable: %s", instance, name, reason)
     return report

@@ -15,7 +15,11 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import psycopg
+
 from . import config as cfg
+from . import target
+from .activity import ActivitySampler
 from .cycle import run_cycle
 from .delivery import Delivery
 from .spool import Spool
@@ -36,6 +40,16 @@ class TargetState:
     running: Future | None = None
     cycles: int = 0
     memory: dict = field(default_factory=dict)
+    # wait-event sampling: a persistent connection, ticked every sample_interval_s
+    sampler: ActivitySampler | None = None
+    sampler_lock: threading.Lock = field(default_factory=threading.Lock)
+    next_tick: float = 0.0
+    ticking: Future | None = None
+
+    def close_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.conn.close()
+            self.sampler = None
 
 
 class Collector:
@@ -59,7 +73,7 @@ class Collector:
             wanted.setdefault(name, cfg.TargetConfig(name, ref, self.config.interval_s,
                                                      self.config.slow_interval_s))
         for name in set(self.targets) - set(wanted):
-            del self.targets[name]
+            self.targets.pop(name).close_sampler()
         for name, t in wanted.items():
             state = self.targets.get(name)
             if state is None:
@@ -77,10 +91,35 @@ class Collector:
         self._reload.set()  # re-merge target list in the scheduler thread
 
     # -- cycles ----------------------------------------------------------------------------
+    def _tick(self, state: TargetState) -> None:
+        with state.sampler_lock:
+            try:
+                if state.sampler is None:
+                    state.sampler = ActivitySampler(target.connect(state.conn), state.name)
+                state.sampler.tick()
+            except (target.TargetError, psycopg.Error) as exc:
+                log.debug("target %s: wait sampling paused: %s", state.name, exc)
+                state.close_sampler()
+
+    def _drain_activity(self, state: TargetState) -> None:
+        """Wait-event counts since the last cycle, and current lock chains."""
+        with state.sampler_lock:
+            if state.sampler is None:
+                return
+            try:
+                for batch in (state.sampler.drain(), state.sampler.lock_waits()):
+                    if batch.rows:
+                        self.delivery.put(batch)
+            except psycopg.Error as exc:
+                log.info("target %s: wait sampling lost its connection: %s", state.name, exc)
+                state.close_sampler()
+
     def _cycle(self, state: TargetState, cadences: frozenset[str]) -> None:
         report = run_cycle(state.name, state.conn, cadences, memory=state.memory)
         for batch in report.batches:
             self.delivery.put(batch)
+        if report.up and "fast" in cadences:
+            self._drain_activity(state)
         now = time.monotonic()
         if report.up:
             state.failures = 0
@@ -105,6 +144,11 @@ class Collector:
                 state.next_slow = max(state.next_slow + state.slow_interval_s, now)
             if cadences:
                 state.running = self._pool.submit(self._cycle, state, frozenset(cadences))
+            tick = self.config.sample_interval_s
+            if (tick > 0 and state.failures == 0 and now >= state.next_tick
+                    and (state.ticking is None or state.ticking.done())):
+                state.next_tick = max(state.next_tick + tick, now)
+                state.ticking = self._pool.submit(self._tick, state)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def request_stop(self, *_) -> None:
@@ -137,6 +181,8 @@ class Collector:
                 self._stop.wait(tick_s)
         finally:
             self._pool.shutdown(wait=True)
+            for state in self.targets.values():
+                state.close_sampler()
             self.delivery.stop()
             log.info("collector stopped: %d batches delivered, %d spooled, %d dropped",
                      self.delivery.delivered, len(self.spool), self.spool.dropped)

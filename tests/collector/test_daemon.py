@@ -157,3 +157,34 @@ def test_sigterm_stops_cleanly_and_sighup_reloads(store_dsn, target_dsn, tmp_pat
             proc.kill()
     assert proc.returncode == 0, out
     assert "config reloaded" in out and "collector stopped" in out
+
+
+def test_daemon_samples_wait_events_between_cycles(store_dsn, target_dsn, tmp_path):
+    """Ticks every 0.2 s on a persistent connection; each cycle delivers the counts."""
+    conf = config.parse({"store": {"dsn": store_dsn},
+                         "collector": {"interval_s": 1, "slow_interval_s": 5, "sample_interval_s": 0.2,
+                                       "spool_dir": str(tmp_path)},
+                         "targets": [{"name": "w", "conn": target_dsn}]})
+    collector = Collector(conf)
+    runner = threading.Thread(target=collector.run)
+    with psycopg.connect(target_dsn, autocommit=True) as busy:
+        runner.start()
+        stop = threading.Event()
+
+        def sleeper():
+            with psycopg.connect(target_dsn, autocommit=True) as conn:
+                while not stop.is_set():
+                    conn.execute("SELECT pg_sleep(0.3)")
+
+        thread = threading.Thread(target=sleeper)
+        thread.start()
+        time.sleep(3.5)
+        stop.set()
+        thread.join()
+    collector.request_stop()
+    runner.join(30)
+    with psycopg.connect(store_dsn) as conn:
+        rows = conn.execute("SELECT sum(samples), max(ticks) FROM pganalytics.wait_samples "
+                            "WHERE wait_event = 'PgSleep'").fetchone()
+    assert rows[0] is not None and rows[0] >= 5  # the sleeping session, seen on most ticks
+    assert 2 <= rows[1] <= 8

@@ -79,6 +79,11 @@ def test_cycle_delivers_into_the_store(other_server, store_dsn, major):
             "SELECT s.value FROM pganalytics.samples s JOIN pganalytics.series r USING (instance_id, series_id) "
             "WHERE r.metric = 'pg_table_n_dead_tup' AND r.labels->>'relname' = 'orders'").fetchone()
         assert dead is not None and dead[0] >= 0
+        plans = store.execute("SELECT count(*) FROM pganalytics.plan_nodes n "
+                              "JOIN pganalytics.query_texts t USING (instance_id, queryid) "
+                              "WHERE t.query LIKE 'SELECT sum(total) FROM orders%%' "
+                              "AND n.relation_name = 'orders'").fetchone()[0]
+        assert plans >= 1  # the workload's query got a generic plan at the slow cadence
 
 
 def test_pg18_with_pg_stat_statements_still_at_1_10(other_server, store_dsn):

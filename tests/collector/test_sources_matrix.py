@@ -126,3 +126,23 @@ def test_settings_changes_are_kept_as_history(other_server, store_dsn):
     with psycopg.connect(own) as store:
         assert store.execute("SELECT count(*) FROM pganalytics.settings_history "
                              "WHERE name IN ('statement_timeout', 'application_name')").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("major", ["15", "18"])
+def test_a_pg_monitor_only_role_is_enough(other_server, major):
+    """Never superuser: with only pg_monitor every source is read, and what needs more (plans
+    of application tables) is reported as unavailable with the reason."""
+    dsn = other_server(major)
+    workload(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS pga_mon_only")
+        conn.execute("CREATE ROLE pga_mon_only LOGIN IN ROLE pg_monitor")
+    mon = psycopg.conninfo.make_conninfo(dsn, user="pga_mon_only")
+    report = run_cycle(f"mon{major}", mon)
+    assert report.up
+    assert set(report.unavailable) <= {"plans", "pg_stat_io"}, report.unavailable
+    if "plans" in report.unavailable:
+        assert "permission denied" in report.unavailable["plans"]
+    got = {b.source: b for b in report.batches}
+    assert got["query_stats"].rows > 0 and got["query_stats"].texts  # texts visible to pg_read_all_stats
+    assert any(m == "pg_database_size_bytes" for m, *_ in got["pg_database_size"].samples)

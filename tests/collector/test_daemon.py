@@ -188,3 +188,52 @@ def test_daemon_samples_wait_events_between_cycles(store_dsn, target_dsn, tmp_pa
                             "WHERE wait_event = 'PgSleep'").fetchone()
     assert rows[0] is not None and rows[0] >= 5  # the sleeping session, seen on most ticks
     assert 2 <= rows[1] <= 8
+
+
+def test_target_restart_and_reset_give_exact_deltas(store_dsn, tmp_path):
+    """An immediate restart and a pg_stat_statements_reset() on a real target: intervals count
+    exactly what ran, never a negative or huge delta."""
+    from pganalytics.collector.cycle import run_cycle
+    from pganalytics.collector.run import deliver_report
+    from pganalytics.collector.sink import Sink
+
+    target = localpg.LocalCluster(tmp_path / "target", localpg.free_port(), localpg.find_bindir())
+    target.init()
+    target.start()
+    try:
+        localpg.wait_ready(target.dsn)
+        with psycopg.connect(target.dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+            conn.execute("CREATE TABLE pga_marker (k int)")
+        with psycopg.connect(store_dsn, autocommit=True) as store_conn:
+            store_conn.execute("SELECT pganalytics.register_instance('crashy', %s)", (target.dsn,))
+            sink, memory = Sink(store_conn), {}
+
+            def run(n):
+                with psycopg.connect(target.dsn, autocommit=True) as conn:
+                    for i in range(n):
+                        conn.execute(MARKER, (i,))
+                deliver_report(sink, run_cycle("crashy", target.dsn, memory=memory))
+
+            run(0)
+            run(50)
+            target.stop("immediate")
+            target.start()
+            localpg.wait_ready(target.dsn)
+            run(7)
+            with psycopg.connect(target.dsn, autocommit=True) as conn:
+                conn.execute("SELECT pg_stat_statements_reset()")
+            run(4)
+            rows = store_conn.execute(
+                "SELECT d.calls, d.after_reset FROM pganalytics.query_stat_deltas d "
+                "JOIN pganalytics.query_texts t USING (instance_id, queryid) "
+                "WHERE t.query LIKE 'SELECT count(*) FROM pga_marker%' ORDER BY d.collected_at").fetchall()
+            negative = store_conn.execute(
+                "SELECT count(*) FROM pganalytics.query_stat_deltas WHERE calls < 0 OR total_exec_time < 0 "
+                "OR rows < 0").fetchone()[0]
+    finally:
+        target.destroy()
+    # pg_stat_statements may keep its counters over the restart or lose them: either way the
+    # interval shows the 7 executions; after the reset, the 4 are counted from zero.
+    assert [r[0] for r in rows] == [50, 7, 4] and rows[-1][1] is True
+    assert negative == 0

@@ -13,7 +13,7 @@ from datetime import datetime
 class QueryStatsBatch:
     instance: str
     collected_at: datetime
-    copy_data: bytes  # binary COPY of pganalytics.query_stats_stage rows
+    copy_data: bytes  # COPY (text format) of pganalytics.query_stats_stage rows
     rows: int
     dealloc: int | None = None
     stats_reset: datetime | None = None

@@ -3,7 +3,7 @@
 The store's column names follow PG 17+ (pg_stat_statements 1.11): older targets map
 blk_read_time/blk_write_time onto shared_blk_read_time/shared_blk_write_time, and columns a
 version lacks (stats_since before 1.11) become NULL. Every column is cast to the staging
-type so the binary COPY stream can go straight into the store.
+type so the COPY stream can go straight into the store.
 """
 from __future__ import annotations
 
@@ -63,7 +63,10 @@ def select_sql(info: TargetInfo) -> str:
 
 
 def copy_out_sql(info: TargetInfo) -> str:
-    return f"COPY ({select_sql(info)}) TO STDOUT (FORMAT BINARY)"
+    # Text, not binary: the stream passes through the collector unparsed either way, and
+    # counters that are mostly small or zero take a third of the bytes as text (the target
+    # session is pinned to DateStyle ISO and UTC, so the store parses it exactly).
+    return f"COPY ({select_sql(info)}) TO STDOUT"
 
 
 STAGE_COLUMNS = ", ".join(COLUMNS)

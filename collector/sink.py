@@ -55,7 +55,7 @@ class Sink:
             if not self._staging_open:
                 cur.execute("SELECT pganalytics.open_staging()")
                 self._staging_open = True
-            with cur.copy(f"COPY stage_query_stats ({pgss.STAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            with cur.copy(f"COPY stage_query_stats ({pgss.STAGE_COLUMNS}) FROM STDIN") as copy:
                 copy.write(batch.copy_data)
             if batch.texts:
                 ids, texts = zip(*batch.texts)

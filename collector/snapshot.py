@@ -1,4 +1,4 @@
-"""Reading one target: pg_stat_statements as a binary COPY stream, every other source as
+"""Reading one target: pg_stat_statements as a COPY stream, every other source as
 samples. Reads only; every statement runs under the connection's short timeouts."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .target import TargetError, TargetInfo
 
 
 def query_stats(conn, instance: str, info: TargetInfo, known_texts: set[int]) -> QueryStatsBatch:
-    """Counters as a binary COPY stream; texts only for queryids not in known_texts (which is
+    """Counters as a COPY stream; texts only for queryids not in known_texts (which is
     updated: the caller keeps it per target between cycles)."""
     with conn.transaction(), conn.cursor() as cur:
         collected_at = cur.execute("SELECT statement_timestamp()").fetchone()[0]

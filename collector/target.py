@@ -11,7 +11,11 @@ from dataclasses import dataclass
 
 import psycopg
 
-GUARD_OPTIONS = "-c statement_timeout=5000 -c lock_timeout=500 -c idle_in_transaction_session_timeout=30000"
+# Timeouts so the collector never holds up the target; DateStyle/TimeZone so COPY text output
+# is parsed the same way by the store whatever the target's defaults are.
+GUARD_OPTIONS = ("-c statement_timeout=5000 -c lock_timeout=500 "
+                 "-c idle_in_transaction_session_timeout=30000 -c DateStyle=ISO -c TimeZone=UTC "
+                 "-c extra_float_digits=1")
 
 
 class TargetError(Exception):

@@ -18,11 +18,14 @@ BEGIN
         USING pg_temp.stage_query_stats s
            ON t.instance_id = p_instance_id AND t.dbid = s.dbid AND t.userid = s.userid
           AND t.queryid = s.queryid AND t.toplevel = s.toplevel
-        WHEN MATCHED THEN UPDATE SET
+        -- unchanged entries: no update (see merge_query_stats.sql), so RETURNING skips them too
+        WHEN MATCHED AND (s.calls <> t.calls OR s.plans <> t.plans OR s.total_exec_time < t.total_exec_time
+                          OR s.stats_since IS DISTINCT FROM t.stats_since
+                          OR (p_stats_reset IS NOT NULL AND p_stats_reset > prev_at)) THEN UPDATE SET
             collected_at = p_collected_at, stats_since = s.stats_since,
             resets = t.resets + (s.calls < t.calls OR s.total_exec_time < t.total_exec_time
                                  OR s.stats_since IS DISTINCT FROM t.stats_since
-                                 OR (p_stats_reset IS NOT NULL AND p_stats_reset > t.collected_at))::int,
+                                 OR (p_stats_reset IS NOT NULL AND p_stats_reset > prev_at))::int,
             plans = s.plans, total_plan_time = s.total_plan_time, calls = s.calls,
             total_exec_time = s.total_exec_time, min_exec_time = s.min_exec_time,
             max_exec_time = s.max_exec_time, mean_exec_time = s.mean_exec_time,

@@ -2,6 +2,8 @@
 -- per-interval deltas computed against the previous counters while MERGE replaces them; both
 -- read the same snapshot of query_stats. Called by ingest_query_stats() (see the reset rules
 -- there); PG 18+ uses merge_query_stats.pg18.sql. Returns the entries merged.
+-- Entries that did not run in the interval are left alone (no dead tuple, no WAL): their
+-- collected_at is when they last changed. A global reset is one after the previous snapshot.
 -- Measured (bench/upsert_merge_vs_on_conflict.py): the planner's hash join is right, the
 -- staged rows should arrive sorted by key (the collector does), a larger work_mem helps.
 CREATE OR REPLACE FUNCTION pganalytics.merge_query_stats(
@@ -28,7 +30,7 @@ BEGIN
                (t.calls IS NOT NULL AND (
                     s.calls < t.calls OR s.total_exec_time < t.total_exec_time
                     OR s.stats_since IS DISTINCT FROM t.stats_since
-                    OR (p_stats_reset IS NOT NULL AND p_stats_reset > t.collected_at))) AS was_reset
+                    OR (p_stats_reset IS NOT NULL AND p_stats_reset > prev_at))) AS was_reset
         FROM pg_temp.stage_query_stats s
         LEFT JOIN pganalytics.query_stats t
           ON t.instance_id = p_instance_id AND t.dbid = s.dbid AND t.userid = s.userid
@@ -68,7 +70,7 @@ BEGIN
     USING base s
        ON t.instance_id = p_instance_id AND t.dbid = s.dbid AND t.userid = s.userid
       AND t.queryid = s.queryid AND t.toplevel = s.toplevel
-    WHEN MATCHED THEN UPDATE SET
+    WHEN MATCHED AND (s.calls <> t.calls OR s.plans <> t.plans OR s.was_reset) THEN UPDATE SET
         collected_at = p_collected_at, stats_since = s.stats_since,
         resets = t.resets + s.was_reset::int,
         plans = s.plans, total_plan_time = s.total_plan_time, calls = s.calls,

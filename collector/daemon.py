@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 import time
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -52,6 +53,13 @@ class TargetState:
             self.sampler = None
 
 
+def _next(due: float, interval: float, now: float) -> float:
+    """The next due time at a fixed rate; after falling behind (or at start), one interval
+    from now rather than a burst of catch-up cycles."""
+    following = due + interval
+    return following if following > now else now + interval
+
+
 class Collector:
     def __init__(self, config: cfg.CollectorConfig, config_path: str | None = None):
         self.config = config
@@ -77,7 +85,12 @@ class Collector:
         for name, t in wanted.items():
             state = self.targets.get(name)
             if state is None:
-                self.targets[name] = TargetState(name, t.conn, t.interval_s, t.slow_interval_s)
+                # Spread first cycles over one interval (a stable per-name phase, like
+                # Prometheus scrape offsets): a fleet does not arrive as one burst every minute.
+                phase = zlib.crc32(name.encode()) / 2**32 * t.interval_s
+                due = time.monotonic() + phase
+                self.targets[name] = TargetState(name, t.conn, t.interval_s, t.slow_interval_s,
+                                                 next_fast=due, next_slow=due)
             else:
                 state.conn, state.interval_s, state.slow_interval_s = t.conn, t.interval_s, t.slow_interval_s
 
@@ -138,16 +151,16 @@ class Collector:
             cadences = set()
             if now >= state.next_fast:
                 cadences.add("fast")
-                state.next_fast = max(state.next_fast + state.interval_s, now)
+                state.next_fast = _next(state.next_fast, state.interval_s, now)
             if now >= state.next_slow:
                 cadences.add("slow")
-                state.next_slow = max(state.next_slow + state.slow_interval_s, now)
+                state.next_slow = _next(state.next_slow, state.slow_interval_s, now)
             if cadences:
                 state.running = self._pool.submit(self._cycle, state, frozenset(cadences))
             tick = self.config.sample_interval_s
             if (tick > 0 and state.failures == 0 and now >= state.next_tick
                     and (state.ticking is None or state.ticking.done())):
-                state.next_tick = max(state.next_tick + tick, now)
+                state.next_tick = _next(state.next_tick, tick, now)
                 state.ticking = self._pool.submit(self._tick, state)
 
     # -- lifecycle ---------------------------------------------------------------------------

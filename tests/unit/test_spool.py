@@ -80,3 +80,11 @@ def test_config_defaults_and_per_target_cadence():
                          "targets": [{"name": "a", "conn": "service=a", "interval_s": 2}]})
     assert conf.interval_s == 5 and conf.slow_interval_s == 60
     assert conf.targets[0].interval_s == 2 and conf.targets[0].slow_interval_s == 60
+
+
+def test_schedule_keeps_a_fixed_rate_without_bursts():
+    from pganalytics.collector.daemon import _next
+
+    assert _next(0.0, 60, 1000.0) == 1060.0  # first cycle: the next one is a full interval away
+    assert _next(1060.0, 60, 1060.2) == 1120.0  # on time: fixed rate, no drift
+    assert _next(1060.0, 60, 1300.0) == 1360.0  # far behind: no catch-up burst

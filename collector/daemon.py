@@ -120,17 +120,15 @@ class Collector:
             if state.sampler is None:
                 return
             try:
-                for batch in (state.sampler.drain(), state.sampler.lock_waits()):
-                    if batch.rows:
-                        self.delivery.put(batch)
+                batches = [state.sampler.drain(), state.sampler.lock_waits()]
+                self.delivery.put([b for b in batches if b.rows])
             except psycopg.Error as exc:
                 log.info("target %s: wait sampling lost its connection: %s", state.name, exc)
                 state.close_sampler()
 
     def _cycle(self, state: TargetState, cadences: frozenset[str]) -> None:
         report = run_cycle(state.name, state.conn, cadences, memory=state.memory)
-        for batch in report.batches:
-            self.delivery.put(batch)
+        self.delivery.put(report.batches)
         if report.up and "fast" in cadences:
             self._drain_activity(state)
         now = time.monotonic()

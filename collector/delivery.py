@@ -29,6 +29,7 @@ class Delivery:
         self.delivered = 0
         self.on_connect = None  # callable(Sink): after each (re)connection and every refresh_s
         self.refresh_s = refresh_s
+        self.max_group = 500  # batches per store transaction
         self._next_refresh = 0.0
         self._sink: Sink | None = None
         self._next_try = 0.0
@@ -39,6 +40,7 @@ class Delivery:
         self._thread.start()
 
     def put(self, batch) -> None:
+        """Queue a batch, or a list of batches (e.g. one cycle's) to be delivered together."""
         self.inbox.put(batch)
 
     def stop(self, timeout: float = 30) -> None:
@@ -77,46 +79,66 @@ class Delivery:
             return
         self._next_refresh = time.monotonic() + self.refresh_s
 
-    def _deliver(self, batch) -> bool:
+    def _deliver(self, batches: list) -> bool:
+        """Deliver batches in ONE store transaction (one commit for many targets' cycles: the
+        commit's fsync, not the SQL, is what limits a single writer). Each batch runs in its
+        own savepoint, so a batch the store refuses is set aside without losing the others."""
         sink = self._connect()
         if sink is None:
             return False
         try:
-            sink.deliver(batch)
+            with sink.conn.transaction():
+                for batch in batches:
+                    try:
+                        with sink.conn.transaction():
+                            sink.deliver(batch)
+                    except psycopg.OperationalError:
+                        raise
+                    except (psycopg.Error, LookupError, ValueError) as exc:
+                        # Refused by the store itself (bad data, unknown instance): keep it
+                        # for inspection instead of blocking every later batch behind it.
+                        self.spool.reject(batch, str(exc))
+                        log.error("batch %s/%s at %s rejected by the store: %s",
+                                  batch.instance, batch.source, batch.collected_at, exc)
         except psycopg.OperationalError as exc:
             log.warning("store connection lost (%s): spooling", exc)
             sink.conn.close()
             self._sink = None
             self._next_try = time.monotonic() + self.retry_s
             return False
-        except (psycopg.Error, LookupError, ValueError) as exc:
-            # The store refused this batch itself (bad data, unknown instance): keep it aside
-            # for inspection instead of blocking every later batch behind it.
-            self.spool.reject(batch, str(exc))
-            log.error("batch %s/%s at %s rejected by the store: %s",
-                      batch.instance, batch.source, batch.collected_at, exc)
-            return True
-        self.delivered += 1
+        self.delivered += len(batches)
         return True
 
     def _replay(self) -> None:
         while (head := self.spool.oldest()) is not None:
             path, batch = head
-            if not self._deliver(batch):
+            if not self._deliver([batch]):
                 return
             self.spool.ack(path)
 
+    def _take(self) -> list:
+        """Everything waiting (up to max_group batches), or [] after a short wait."""
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batches = list(first) if isinstance(first, list) else [first]
+        while len(batches) < self.max_group:
+            try:
+                more = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            batches.extend(more if isinstance(more, list) else [more])
+        return batches
+
     def _run(self) -> None:
         while True:
-            try:
-                batch = self.inbox.get(timeout=0.2)
-            except queue.Empty:
-                batch = None
+            batches = self._take()
             self._refresh()
             if len(self.spool):
                 self._replay()
-            if batch is not None:
-                if len(self.spool) or not self._deliver(batch):
+            if batches and (len(self.spool) or not self._deliver(batches)):
+                for batch in batches:
                     self.spool.put(batch)
             if self._stop.is_set() and self.inbox.empty():
                 break

@@ -20,6 +20,16 @@ from .spool import Spool
 log = logging.getLogger("pganalytics.collector.delivery")
 
 
+# SQLSTATE classes that say "the store cannot take it now", not "this batch is wrong":
+# connection exception, insufficient resources, operator intervention, system error.
+_TRANSIENT_CLASSES = {"08", "53", "57", "58"}
+
+
+def _transient(exc: Exception) -> bool:
+    state = getattr(exc, "sqlstate", None)
+    return bool(state) and state[:2] in _TRANSIENT_CLASSES
+
+
 class Delivery:
     def __init__(self, store_dsn: str, spool: Spool, retry_s: float = 2.0, refresh_s: float = 60.0):
         self.store_dsn = store_dsn
@@ -92,15 +102,17 @@ class Delivery:
                     try:
                         with sink.conn.transaction():
                             sink.deliver(batch)
-                    except psycopg.OperationalError:
+                    except (psycopg.OperationalError, psycopg.InterfaceError):
                         raise
                     except (psycopg.Error, LookupError, ValueError) as exc:
+                        if sink.conn.broken or sink.conn.closed or _transient(exc):
+                            raise psycopg.OperationalError(f"store unavailable: {exc}") from exc
                         # Refused by the store itself (bad data, unknown instance): keep it
                         # for inspection instead of blocking every later batch behind it.
                         self.spool.reject(batch, str(exc))
                         log.error("batch %s/%s at %s rejected by the store: %s",
                                   batch.instance, batch.source, batch.collected_at, exc)
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             log.warning("store connection lost (%s): spooling", exc)
             sink.conn.close()
             self._sink = None

@@ -103,7 +103,9 @@ def test_store_outage_loses_nothing_and_counts_nothing_twice(own_store, target_d
     runner.join(30)
     assert not runner.is_alive()
 
-    assert collector.spool.dropped == 0 and not (tmp_path / "spool" / "rejected").exists()
+    rejected = sorted((tmp_path / "spool").glob("rejected/*.reason"))
+    assert collector.spool.dropped == 0
+    assert not rejected, [r.read_text() for r in rejected]
     assert marker_calls(own_store.dsn, collected=True) == executed  # nothing lost, nothing twice
     with psycopg.connect(own_store.dsn) as conn:
         ledger = conn.execute("SELECT count(*) FROM pganalytics.snapshots WHERE source = 'availability'").fetchone()[0]

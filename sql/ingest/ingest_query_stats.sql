@@ -38,6 +38,7 @@ BEGIN
                   HINT = 'stage each (dbid, userid, queryid, toplevel) once';
     END IF;
     IF NOT pganalytics.begin_snapshot(p_instance_id, 'query_stats', p_collected_at) THEN
+        DELETE FROM pg_temp.stage_query_stats;
         RETURN 0;  -- already delivered
     END IF;
 
@@ -45,6 +46,7 @@ BEGIN
     FROM pganalytics.pgss_info WHERE instance_id = p_instance_id FOR UPDATE;
     IF prev_at IS NOT NULL AND p_collected_at <= prev_at THEN
         -- A late replay of an older snapshot: keep the ledger row, change no counters.
+        DELETE FROM pg_temp.stage_query_stats;
         RETURN 0;
     END IF;
     INSERT INTO pganalytics.pgss_info AS i (instance_id, collected_at, dealloc, stats_reset)
@@ -62,6 +64,9 @@ BEGIN
     END IF;
 
     merged := pganalytics.merge_query_stats(p_instance_id, p_collected_at, prev_at, p_stats_reset);
+    -- Consume the staged rows: a later snapshot staged in the same transaction (grouped
+    -- delivery) must not see this one's rows.
+    DELETE FROM pg_temp.stage_query_stats;
     UPDATE pganalytics.snapshots SET row_count = merged
     WHERE instance_id = p_instance_id AND source = 'query_stats' AND collected_at = p_collected_at;
     RETURN merged;

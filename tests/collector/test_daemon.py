@@ -239,3 +239,27 @@ def test_target_restart_and_reset_give_exact_deltas(store_dsn, tmp_path):
     # interval shows the 7 executions; after the reset, the 4 are counted from zero.
     assert [r[0] for r in rows] == [50, 7, 4] and rows[-1][1] is True
     assert negative == 0
+
+
+def test_grouped_delivery_keeps_each_snapshot_to_its_instance(store_dsn, target_dsn, tmp_path):
+    """Two query_stats snapshots staged in ONE store transaction (grouped delivery) must not
+    see each other's staged rows."""
+    from pganalytics.collector.cycle import run_cycle
+    from pganalytics.collector.delivery import Delivery
+    from pganalytics.collector.spool import Spool
+
+    with psycopg.connect(store_dsn, autocommit=True) as conn:
+        for name in ("g1", "g2"):
+            conn.execute("SELECT pganalytics.register_instance(%s, %s)", (name, target_dsn))
+    batches = []
+    for name in ("g1", "g2"):
+        report = run_cycle(name, target_dsn, frozenset({"fast"}))
+        batches += [b for b in report.batches if b.source == "query_stats"]
+    delivery = Delivery(store_dsn, Spool(tmp_path))
+    assert delivery._deliver(batches)
+    assert not list(tmp_path.glob("rejected/*"))
+    with psycopg.connect(store_dsn) as conn:
+        per_instance = dict(conn.execute(
+            "SELECT i.name, count(*) FROM pganalytics.query_stats q JOIN pganalytics.instances i "
+            "USING (instance_id) GROUP BY i.name").fetchall())
+    assert per_instance == {"g1": batches[0].rows, "g2": batches[1].rows}

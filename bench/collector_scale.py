@@ -1,8 +1,8 @@
 """How many targets one collector process sustains at a 60 s cadence on this machine.
 
     .venv/bin/python bench/collector_scale.py [--targets 1000] [--duration-s 200] [--interval-s 60]
-        [--workers 16] [--servers 2] [--sample-interval-s S] [--pg-bindir DIR] [--stage-fix]
-        [--tag TAG] [--py-spy FILE [--py-spy-gil]]
+        [--workers 16] [--servers 2] [--sample-interval-s S] [--pg-bindir DIR] [--tag TAG]
+        [--target-nice 10] [--py-spy FILE [--py-spy-gil]] [--switch-interval-s S]
 
 Starts K throwaway target clusters and one store cluster (loopback only) and simulates N
 targets as N databases spread round-robin over the K clusters, each built from a template
@@ -14,8 +14,7 @@ slow cadence both at --interval-s (wait-event sampling at the product's default 
 bench runs in the same process and keeps its own work tiny), the delivery queue, the spool,
 batches queued and delivered, cycles and wait-sampling ticks done. A subclass records each
 cycle's scheduling lag (start minus the time it became due) and times the delivery thread;
-the product's code is not changed, except by the opt-in --stage-fix workaround and the
-simulation adjustments below. Writes bench/results/collector-scale-N[-TAG].json.
+the product's code is not changed, except by the simulation adjustments below. Writes bench/results/collector-scale-N[-TAG].json.
 
 Simulation adjustments (a database on a shared server is not a server):
 - The monitoring role's own statements are not tracked by pg_stat_statements on the target
@@ -71,7 +70,6 @@ from pganalytics.collector import config as cfg  # noqa: E402
 from pganalytics.collector import sources  # noqa: E402
 from pganalytics.collector import delivery as delivery_mod  # noqa: E402
 from pganalytics.collector.daemon import Collector  # noqa: E402
-from pganalytics.collector.batch import QueryStatsBatch  # noqa: E402
 from pganalytics.collector.sink import Sink  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -185,9 +183,8 @@ class BenchCollector(Collector):
     """The product's Collector; only records when each cycle was due, started and ended, and
     times the delivery thread (per store transaction, per batch)."""
 
-    def __init__(self, *a, stage_fix: bool = False, **kw):
+    def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self.stage_fix = stage_fix
         self.t0 = 0.0
         self.records: list[tuple] = []  # (name, due, start, end, failed)
         self.sync_calls: list[tuple[float, float]] = []  # (at, seconds) of on_connect refreshes
@@ -217,10 +214,6 @@ class BenchCollector(Collector):
         class TimedSink(Sink):
             def deliver(self, batch):
                 t = time.monotonic()
-                if bench.stage_fix and isinstance(batch, QueryStatsBatch) and self._staging_open:
-                    # Workaround (--stage-fix): staging rows live until COMMIT (ON COMMIT DELETE
-                    # ROWS); with several batches per transaction they pile up.
-                    self.conn.execute("DELETE FROM pg_temp.stage_query_stats")
                 try:
                     return super().deliver(batch)
                 finally:
@@ -602,8 +595,8 @@ def summary(args, res: dict, setup: dict) -> str:
         f"{a['store']['samples_rows']:,} samples, {a['store']['series']:,} series, "
         f"{a['store']['query_stats_rows']:,} query_stats rows; rejected batches {a['store']['rejected_batches']}, "
         f"cycles without a query_stats snapshot {a['store']['query_stats_snapshots_missing']}",
-    ] + ([f"  NOTE: --stage-fix: the bench empties stage_query_stats before each query_stats batch "
-          "(grouped delivery otherwise stages two snapshots in one transaction)"] if args.stage_fix else [])
+    ] + ([f"  NOTE: diagnostic run: sys.setswitchinterval({args.switch_interval_s:g})"]
+         if args.switch_interval_s else [])
     return "\n".join(lines)
 
 
@@ -627,9 +620,9 @@ def main() -> None:
                     help="after stop, how long to wait for the delivery queue before judging")
     ap.add_argument("--store-setting", action="append", default=[], metavar="KEY=VALUE",
                     help="diagnostic: a postgresql.conf setting for the store (e.g. synchronous_commit=off)")
-    ap.add_argument("--stage-fix", action="store_true",
-                    help="work around grouped delivery staging two pg_stat_statements snapshots in one "
-                         "transaction (empties stage_query_stats before each query_stats batch)")
+    ap.add_argument("--switch-interval-s", type=float,
+                    help="diagnostic: the interpreter's GIL switch interval (sys.setswitchinterval; "
+                         "default 0.005)")
     ap.add_argument("--target-nice", type=int, default=10,
                     help="nice value of the target clusters (0 = same priority as the collector and store)")
     ap.add_argument("--tag", default="", help="suffix of the result file: collector-scale-N-TAG.json")
@@ -639,6 +632,8 @@ def main() -> None:
     args = ap.parse_args()
     if math.ceil(args.pgss_entries / args.pgss_databases) > len(WORKLOAD):
         ap.error(f"at most {len(WORKLOAD)} pg_stat_statements entries per application database")
+    if args.switch_interval_s:
+        sys.setswitchinterval(args.switch_interval_s)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bindir = localpg.find_bindir(args.pg_bindir)
@@ -687,7 +682,7 @@ def main() -> None:
                 f"user={localpg.PG_USER}", f"user={MON_ROLE}")} for i in range(args.targets)],
         })
         setup["sample_interval_s"] = conf.sample_interval_s
-        collector = BenchCollector(conf, stage_fix=args.stage_fix)
+        collector = BenchCollector(conf)
         log(f"running the collector for {args.duration_s:.0f} s")
         r = run(collector, args.duration_s, [*targets, store_cluster], args.py_spy, args.drain_timeout_s,
                 args.py_spy_gil)

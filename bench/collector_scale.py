@@ -656,8 +656,15 @@ def main() -> None:
             localpg.wait_ready(c.dsn)
         if args.target_nice:
             for c in targets:  # backends forked later inherit the postmaster's nice value
-                for pid in [int(c.pidfile.read_text().split()[0]), *children(c)]:
+                postmaster = int(c.pidfile.read_text().split()[0])
+                for pid in [postmaster, *children(c)]:
                     os.setpriority(os.PRIO_PROCESS, pid, args.target_nice)
+                # The postmaster is a session leader: with autogroup scheduling its session is
+                # one group, weighed against the others by the group's nice, not the processes'.
+                try:
+                    Path(f"/proc/{postmaster}/autogroup").write_text(str(args.target_nice))
+                except OSError:
+                    pass
         store.upgrade(store_cluster.dsn)
         log(f"clusters up; store installed; creating {args.targets} databases on {args.servers} clusters")
         names = [f"{PREFIX}{i:05d}" for i in range(args.targets)]

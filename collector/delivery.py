@@ -91,8 +91,9 @@ class Delivery:
 
     def _deliver(self, batches: list) -> bool:
         """Deliver batches in ONE store transaction (one commit for many targets' cycles: the
-        commit's fsync, not the SQL, is what limits a single writer). Each batch runs in its
-        own savepoint, so a batch the store refuses is set aside without losing the others."""
+        commit's fsync, not the SQL, is what limits a single writer). Each Sink.deliver_*
+        opens its own transaction, which inside this one is a savepoint: a batch the store
+        refuses is rolled back and set aside without losing the others."""
         sink = self._connect()
         if sink is None:
             return False
@@ -100,8 +101,7 @@ class Delivery:
             with sink.conn.transaction():
                 for batch in batches:
                     try:
-                        with sink.conn.transaction():
-                            sink.deliver(batch)
+                        sink.deliver(batch)
                     except (psycopg.OperationalError, psycopg.InterfaceError):
                         raise
                     except (psycopg.Error, LookupError, ValueError) as exc:

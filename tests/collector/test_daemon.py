@@ -263,3 +263,23 @@ def test_grouped_delivery_keeps_each_snapshot_to_its_instance(store_dsn, target_
             "SELECT i.name, count(*) FROM pganalytics.query_stats q JOIN pganalytics.instances i "
             "USING (instance_id) GROUP BY i.name").fetchall())
     assert per_instance == {"g1": batches[0].rows, "g2": batches[1].rows}
+
+
+def test_a_refused_batch_is_set_aside_and_the_rest_of_its_group_lands(store_dsn, tmp_path):
+    from datetime import datetime, timezone
+
+    from pganalytics.collector.batch import RowsBatch, SamplesBatch
+    from pganalytics.collector.delivery import Delivery
+    from pganalytics.collector.spool import Spool
+
+    with psycopg.connect(store_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pganalytics.register_instance('r', 'service=r')")
+    at = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    good = SamplesBatch("r", "availability", at, [("pg_up", {}, "gauge", 1.0)])
+    bad = RowsBatch("r", "settings", at, [{"setting": "no name"}])
+    delivery = Delivery(store_dsn, Spool(tmp_path))
+    assert delivery._deliver([bad, good])
+    reasons = [p.read_text() for p in tmp_path.glob("rejected/*.reason")]
+    assert len(reasons) == 1 and "needs a \"name\"" in reasons[0]
+    with psycopg.connect(store_dsn) as conn:
+        assert conn.execute("SELECT source FROM pganalytics.snapshots").fetchall() == [("availability",)]

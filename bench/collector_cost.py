@@ -9,7 +9,10 @@ Starts its own target and store servers (throwaway, loopback). The target gets 2
 measured during a cycle is the collector's: the postmaster's own and reaped children's CPU
 (/proc/PID/stat utime+stime+cutime+cstime) plus every live backend's; /proc counts in 10 ms
 ticks, so target CPU is the mean over all cycles (other figures are medians). Bytes are counted by a
-TCP relay between collector and servers. Writes bench/results/collector-cost-pgNN.json.
+TCP relay between collector and servers. Cycles run the daemon's way, on the target's one
+kept connection ("fast", "full"), and, for comparison, the `collect --once` way with a new
+connection per cycle ("*_new_connection"); the load share is the daemon's.
+Writes bench/results/collector-cost-pgNN.json.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from tcpcount import CountingRelay  # noqa: E402
 from pganalytics import localpg, store  # noqa: E402
 from pganalytics.collector.cycle import run_cycle  # noqa: E402
 from pganalytics.collector.run import deliver_report  # noqa: E402
+from pganalytics.collector.session import TargetSession  # noqa: E402
 from pganalytics.collector.sink import Sink  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -86,9 +90,22 @@ def measure(target: localpg.LocalCluster, store_dsn: str, cycles: int) -> dict:
     out = {}
     with psycopg.connect(store_via_relay, autocommit=True) as store_conn:
         sink = Sink(store_conn)
+        # The daemon's way: one kept connection per target (TargetSession); and, for
+        # comparison, `collect --once` (cron), which connects for every cycle.
+        session = TargetSession("bench", conn_ref)
+        modes = (("fast", frozenset({"fast"}), session), ("full", frozenset({"fast", "slow"}), session),
+                 ("fast_new_connection", frozenset({"fast"}), None),
+                 ("full_new_connection", frozenset({"fast", "slow"}), None))
         memory: dict = {}  # what the daemon keeps per target between cycles (texts sent, CPU state)
-        deliver_report(sink, run_cycle("bench", conn_ref, memory=memory))  # warm-up: baseline, series ids
-        for name, cadences in (("fast", frozenset({"fast"})), ("full", frozenset({"fast", "slow"}))):
+
+        def cycle(cadences, kept):
+            if kept is None:
+                return run_cycle("bench", conn_ref, cadences, memory=memory)
+            with kept.lock:
+                return run_cycle("bench", conn_ref, cadences, memory=memory, session=kept)
+
+        deliver_report(sink, cycle(frozenset({"fast", "slow"}), session))  # warm-up: baseline, series ids
+        for name, cadences, kept in modes:
             cpu, target_cpu, queries, target_bytes, store_bytes = [], [], [], [], []
             for _ in range(cycles):
                 with psycopg.connect(target.dsn, autocommit=True) as t:
@@ -96,7 +113,7 @@ def measure(target: localpg.LocalCluster, store_dsn: str, cycles: int) -> dict:
                                        "WHERE userid = %s", (mon_oid,)).fetchone()[0]
                 time.sleep(0.05)
                 c0, t0, b0, s0 = client_cpu_s(), cluster_cpu_s(target.datadir), relay.total(), store_relay.total()
-                report = run_cycle("bench", conn_ref, cadences, memory=memory)
+                report = cycle(cadences, kept)
                 deliver_report(sink, report)
                 c2 = client_cpu_s()
                 time.sleep(0.05)
@@ -113,6 +130,8 @@ def measure(target: localpg.LocalCluster, store_dsn: str, cycles: int) -> dict:
             out[name] = {"client_cpu_ms": statistics.median(cpu), "target_cpu_ms": statistics.fmean(target_cpu),
                          "queries": statistics.median(queries), "target_bytes": statistics.median(target_bytes),
                          "store_bytes": statistics.median(store_bytes)}
+        with session.lock:
+            session.discard()
     out["tick"] = measure_ticks(target, conn_ref, relay)
     relay.close()
     store_relay.close()
@@ -176,13 +195,13 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"collector cost per cycle, PostgreSQL {major} target (medians of {args.cycles} cycles; target CPU: mean)")
-    print(f"{'cycle':<6}{'client CPU ms':>14}{'target CPU ms':>15}{'queries':>9}{'target bytes':>14}{'store bytes':>13}")
-    for name in ("fast", "full"):
+    print(f"{'cycle':<22}{'client CPU ms':>14}{'target CPU ms':>15}{'queries':>9}{'target bytes':>14}{'store bytes':>13}")
+    for name in ("fast", "full", "fast_new_connection", "full_new_connection"):
         r = result[name]
-        print(f"{name:<6}{r['client_cpu_ms']:>14.1f}{r['target_cpu_ms']:>15.1f}{r['queries']:>9.0f}"
+        print(f"{name:<22}{r['client_cpu_ms']:>14.1f}{r['target_cpu_ms']:>15.1f}{r['queries']:>9.0f}"
               f"{r['target_bytes']:>14,.0f}{r['store_bytes']:>13,.0f}")
     t = result["tick"]
-    print(f"{'tick':<6}{t['client_cpu_ms']:>14.2f}{t['target_cpu_ms']:>15.2f}{1:>9}{t['target_bytes']:>14,.0f}{0:>13}"
+    print(f"{'tick':<22}{t['client_cpu_ms']:>14.2f}{t['target_cpu_ms']:>15.2f}{1:>9}{t['target_bytes']:>14,.0f}{0:>13}"
           "   (wait-event sample, every second)")
     print(f"target CPU at the default 10 s/60 s cadence + 1 s ticks: {100 * result['target_cpu_share_of_one_core']:.3f} % "
           f"of one core = {100 * result['target_cpu_share_of_machine']:.3f} % of this {os.cpu_count()}-core machine "

@@ -234,10 +234,11 @@ class BenchCollector(Collector):
 
     def _tick(self, state):
         t = time.monotonic()
-        super()._tick(state)
+        done = super()._tick(state)
         self.tick_wall.append(time.monotonic() - t)
         # One tick per target at a time (the scheduler waits for state.ticking), so no race.
-        state.bench_ticks = getattr(state, "bench_ticks", 0) + (state.sampler is not None)
+        state.bench_ticks = getattr(state, "bench_ticks", 0) + done
+        return done
 
     def _sync_targets_with_store(self, sink):
         t = time.monotonic()

@@ -1,8 +1,9 @@
 """Wait-event sampling, blocking chains and long idle-in-transaction sessions.
 
-ActivitySampler owns one persistent, autocommit target connection. The daemon calls
-tick() every second (one small grouped SELECT on pg_stat_activity) and, once per collection
-cycle, drain() and lock_waits():
+ActivitySampler samples on a persistent, autocommit target connection (the daemon's
+TargetSession gives it the target's one connection and replaces it after a reconnection; the
+counts survive). The daemon calls tick() every second (one small grouped SELECT on
+pg_stat_activity) and, once per collection cycle, drain() and lock_waits():
 
 - drain() -> RowsBatch 'wait_samples': how many times each (datname, queryid, backend_type,
   state, wait_event_type, wait_event) was seen over `ticks` samples since the last drain, so
@@ -76,23 +77,26 @@ _SESSION = ("pid", "datname", "usename", "application_name", "backend_type", "st
 
 
 class ActivitySampler:
-    """Samples pg_stat_activity on a connection it owns (autocommit; not thread-safe).
+    """Samples pg_stat_activity on `conn` (autocommit; not thread-safe). `conn` may be
+    replaced between calls, or be None until the first use.
 
-    tick_timeout_ms becomes the connection's statement_timeout: a tick that cannot finish
-    in time is dropped, not counted. lock_waits() runs under chains_timeout_ms instead.
+    tick_timeout_ms, when given, becomes the connection's statement_timeout (a tick that
+    cannot finish in time is dropped, not counted); the daemon leaves the target connection's
+    guard timeout. lock_waits() runs under chains_timeout_ms.
     """
 
-    def __init__(self, conn: psycopg.Connection, instance: str, *,
-                 idle_xact_threshold_s: float = 60.0, tick_timeout_ms: int = 500,
+    def __init__(self, conn: psycopg.Connection | None, instance: str, *,
+                 idle_xact_threshold_s: float = 60.0, tick_timeout_ms: int | None = None,
                  chains_timeout_ms: int = 5000):
-        if not conn.autocommit:
+        if conn is not None and not conn.autocommit:
             raise ValueError("ActivitySampler needs an autocommit connection: inside one "
                              "transaction pg_stat_activity would not change between ticks")
         self.conn = conn
         self.instance = instance
         self.idle_xact_threshold_s = idle_xact_threshold_s
         self.chains_timeout_ms = int(chains_timeout_ms)
-        conn.execute(f"SET statement_timeout = {int(tick_timeout_ms)}")
+        if conn is not None and tick_timeout_ms is not None:
+            conn.execute(f"SET statement_timeout = {int(tick_timeout_ms)}")
         self._counts: Counter[tuple] = Counter()
         self._ticks = 0
         self._since = time.monotonic()

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import psycopg
 
 from . import plans, snapshot, sources, target
+from .activity import ActivitySampler
+from .batch import QueryStatsBatch, SamplesBatch
 from .host import HostSampler, host_batch
-from .batch import SamplesBatch
+from .session import TargetSession
 
 log = logging.getLogger("pganalytics.collector")
 
@@ -25,55 +27,108 @@ class CycleReport:
 
 
 def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset({"fast", "slow"}),
-              with_query_stats: bool = True, memory: dict | None = None) -> CycleReport:
+              with_query_stats: bool = True, memory: dict | None = None,
+              session: TargetSession | None = None) -> CycleReport:
     """Read every source due at these cadences. A target that is down yields a report with
     up=False and an availability sample, never an exception. `memory` is kept by the caller
-    per target between cycles (e.g. which query texts were already sent)."""
+    per target between cycles (e.g. which query texts were already sent).
+
+    With a `session` (the daemon's persistent connection, whose lock the caller holds), the
+    cycle runs on it and also drains its wait-event sampler; a kept connection found dead is
+    replaced once. Without one, the cycle connects and disconnects (`collect --once`)."""
     memory = {} if memory is None else memory
+    own = session is None
+    if own:
+        session = TargetSession(instance, conn_ref)
     try:
-        conn = target.connect(conn_ref)
-    except target.TargetError as exc:
-        report = CycleReport(instance, False, error=str(exc))
-        report.batches.append(_availability(instance, None, False))
-        return report
-    with conn:
-        info = target.inspect(conn)
-        now = conn.execute("SELECT statement_timestamp()").fetchone()[0]
-        report = CycleReport(instance, True, server_version_num=info.server_version_num)
-        report.batches.append(_availability(instance, now, True))
-        if with_query_stats and "fast" in cadences:
+        while True:
             try:
-                known = memory.setdefault("known_texts", set())
-                report.batches.append(snapshot.query_stats(conn, instance, info, known))
-            except (target.TargetError, psycopg.Error) as exc:
-                report.unavailable["pg_stat_statements"] = _reason(exc)
-        if "fast" in cadences:
-            sampler = memory.setdefault("host", HostSampler())
-            sampler.check(conn)
-            report.batches.append(host_batch(sampler, instance, now))
-        if "slow" in cadences:
-            try:
-                report.batches.append(snapshot.settings(conn, instance, now))
-            except psycopg.Error as exc:
-                report.unavailable["pg_settings"] = _reason(exc)
-        for source in sources.ALL:
-            if source.cadence not in cadences:
-                continue
-            try:
-                report.batches.append(snapshot.sampled(conn, instance, source, info, now))
+                conn, fresh = session.connection()
             except target.TargetError as exc:
-                report.unavailable[source.name] = str(exc)
+                return _down(instance, str(exc))
+            try:
+                report = _collect(conn, conn_ref, instance, cadences, with_query_stats, memory,
+                                  None if own else session.sampler)
+            except psycopg.OperationalError as exc:
+                session.discard()
+                if fresh:  # not a stale kept connection: the target went away mid-cycle
+                    return _down(instance, f"lost the connection to the target ({_reason(exc)})")
+                continue
+            for name, reason in report.unavailable.items():
+                log.info("target %s: %s unavailable: %s", instance, name, reason)
+            return report
+    finally:
+        if own:
+            session.discard()
+
+
+def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: frozenset[str],
+             with_query_stats: bool, memory: dict, sampler: ActivitySampler | None) -> CycleReport:
+    info = target.inspect(conn)
+    now = conn.execute("SELECT statement_timestamp()").fetchone()[0]
+    report = CycleReport(instance, True, server_version_num=info.server_version_num)
+    report.batches.append(_availability(instance, now, True))
+    known = memory.setdefault("known_texts", set())
+    if with_query_stats and "fast" in cadences:
+        try:
+            report.batches.append(snapshot.query_stats(conn, instance, info, known))
+        except target.TargetError as exc:
+            report.unavailable["pg_stat_statements"] = _reason(exc)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            report.unavailable["pg_stat_statements"] = _reason(exc)
+    if "fast" in cadences:
+        host = memory.setdefault("host", HostSampler())
+        host.check(conn)
+        report.batches.append(host_batch(host, instance, now))
+        if sampler is not None:  # wait-event counts since the last cycle, lock chains now
+            waits = sampler.drain(now)
+            report.batches += [waits] if waits.rows else []
+            try:
+                chains = sampler.lock_waits(now)
+                report.batches += [chains] if chains.rows else []
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                report.unavailable["lock_waits"] = _reason(exc)
+    if "slow" in cadences:
+        try:
+            report.batches.append(snapshot.settings(conn, instance, now))
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            report.unavailable["pg_settings"] = _reason(exc)
+    for source in sources.ALL:
+        if source.cadence not in cadences:
+            continue
+        try:
+            report.batches.append(snapshot.sampled(conn, instance, source, info, now))
+        except target.TargetError as exc:
+            if isinstance(exc.__cause__, psycopg.OperationalError):
+                raise exc.__cause__
+            report.unavailable[source.name] = str(exc)
     if with_query_stats and "slow" in cadences and "pg_stat_statements" not in report.unavailable:
         try:
-            batch, skipped = plans.capture_plans(conn_ref, instance,
+            batch, skipped = plans.capture_plans(conn_ref, instance, conn=conn,
                                                  totals=memory.setdefault("plan_totals", {}))
             report.batches.append(batch)
             if skipped and not batch.rows:
                 report.unavailable["plans"] = f"no query could be planned (first reason: {skipped[0]})"
+        except psycopg.OperationalError:
+            raise
         except (target.TargetError, psycopg.Error) as exc:
             report.unavailable["plans"] = _reason(exc)
-    for name, reason in report.unavailable.items():
-        log.info("target %s: %s unavailable: %s", instance, name, reason)
+    # Only now, with the cycle complete: texts of a failed cycle are sent again next time.
+    for batch in report.batches:
+        if isinstance(batch, QueryStatsBatch):
+            known.update(q for q, _ in batch.texts)
+    return report
+
+
+def _down(instance: str, error: str) -> CycleReport:
+    report = CycleReport(instance, False, error=error)
+    report.batches.append(_availability(instance, None, False))
     return report
 
 

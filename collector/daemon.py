@@ -1,12 +1,15 @@
 """`pganalytics collect` as a daemon: many targets, each on its own cadence, one process.
 
-A scheduler loop hands due targets to a small thread pool (reading a target is I/O-bound);
-finished cycles put their batches on the delivery queue. A target that is down is recorded
+A scheduler loop keeps a heap of due events (a cycle and a wait-event tick per target) and
+hands them to two small thread pools (reading a target is I/O-bound); finished cycles put
+their batches on the delivery queue. Each target has one kept connection (TargetSession). A target that is down is recorded
 (pg_up = 0) and retried with exponential backoff. SIGTERM stops cleanly - no new cycles,
 running ones finish, everything queued is delivered or spooled; SIGHUP reloads the TOML file.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import signal
@@ -16,20 +19,17 @@ import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import psycopg
-
 from . import config as cfg
-from . import target
-from .activity import ActivitySampler
 from .cycle import run_cycle
 from .delivery import Delivery
+from .session import TargetSession
 from .spool import Spool
 
 log = logging.getLogger("pganalytics.collector")
 MAX_BACKOFF_S = 300.0
 
 
-@dataclass
+@dataclass(eq=False)
 class TargetState:
     name: str
     conn: str
@@ -41,16 +41,14 @@ class TargetState:
     running: Future | None = None
     cycles: int = 0
     memory: dict = field(default_factory=dict)
-    # wait-event sampling: a persistent connection, ticked every sample_interval_s
-    sampler: ActivitySampler | None = None
-    sampler_lock: threading.Lock = field(default_factory=threading.Lock)
+    session: TargetSession | None = None  # the one kept connection (cycles + wait ticks)
     next_tick: float = 0.0
     ticking: Future | None = None
+    tick_queued: bool = False  # a "tick" event of this target is in the heap
+    retired: bool = False  # removed from the config: its queued events are ignored
 
-    def close_sampler(self) -> None:
-        if self.sampler is not None:
-            self.sampler.conn.close()
-            self.sampler = None
+    def __post_init__(self):
+        self.session = TargetSession(self.name, self.conn)
 
 
 def _next(due: float, interval: float, now: float) -> float:
@@ -69,7 +67,14 @@ class Collector:
         self.delivery.on_connect = self._sync_targets_with_store
         self.targets: dict[str, TargetState] = {}
         self._store_targets: dict[str, str] = {}
+        # Cycles and wait-event ticks on separate pools: a slow cycle never starves the 1 s
+        # ticks of other targets, and a burst of ticks never delays a cycle.
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="pganalytics-target")
+        self._tick_pool = ThreadPoolExecutor(max(2, config.workers // 2),
+                                             thread_name_prefix="pganalytics-tick")
+        # (due, seq, state, kind): at most one "cycle" and one "tick" event per target
+        self._events: list[tuple[float, int, TargetState, str]] = []
+        self._seq = itertools.count()
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._apply_targets()
@@ -81,56 +86,67 @@ class Collector:
             wanted.setdefault(name, cfg.TargetConfig(name, ref, self.config.interval_s,
                                                      self.config.slow_interval_s))
         for name in set(self.targets) - set(wanted):
-            self.targets.pop(name).close_sampler()
+            self._retire(self.targets.pop(name))
         for name, t in wanted.items():
             state = self.targets.get(name)
+            if state is not None and state.conn != t.conn:
+                self._retire(self.targets.pop(name))  # a new address: a new session
+                state = None
             if state is None:
                 # Spread first cycles over one interval (a stable per-name phase, like
                 # Prometheus scrape offsets): a fleet does not arrive as one burst every minute.
                 phase = zlib.crc32(name.encode()) / 2**32 * t.interval_s
                 due = time.monotonic() + phase
-                self.targets[name] = TargetState(name, t.conn, t.interval_s, t.slow_interval_s,
-                                                 next_fast=due, next_slow=due)
+                state = self.targets[name] = TargetState(name, t.conn, t.interval_s, t.slow_interval_s,
+                                                         next_fast=due, next_slow=due, next_tick=due)
+                self._push(due, state, "cycle")
             else:
-                state.conn, state.interval_s, state.slow_interval_s = t.conn, t.interval_s, t.slow_interval_s
+                state.interval_s, state.slow_interval_s = t.interval_s, t.slow_interval_s
+        if self.config.sample_interval_s > 0:  # (re)start sampling where it is not queued
+            for state in self.targets.values():
+                if not state.tick_queued:
+                    state.tick_queued = True
+                    self._push(max(state.next_tick, time.monotonic()), state, "tick")
+
+    def _retire(self, state: TargetState) -> None:
+        state.retired = True
+        # The session closes once no cycle or tick uses it (they hold its lock).
+        self._tick_pool.submit(self._close_session, state)
+
+    @staticmethod
+    def _close_session(state: TargetState) -> None:
+        with state.session.lock:
+            state.session.discard()
 
     def _sync_targets_with_store(self, sink) -> None:
-        """On each store connection: register configured targets, learn the registered ones."""
-        for t in self.config.targets:
-            sink.conn.execute("SELECT pganalytics.register_instance(%s, %s, %s::jsonb)",
-                              (t.name, t.conn, json.dumps(t.labels)))
+        """On each store connection and every slow interval: register the configured targets
+        (one statement for all of them), learn the ones registered with `targets add`."""
+        targets = self.config.targets
+        if targets:
+            sink.conn.execute(
+                "SELECT pganalytics.register_instance(n, r, l) "
+                "FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS t(n, r, l)",
+                ([t.name for t in targets], [t.conn for t in targets],
+                 [json.dumps(t.labels) for t in targets]))
         self._store_targets = dict(sink.conn.execute(
             "SELECT name, conn_ref FROM pganalytics.instances").fetchall())
         self._reload.set()  # re-merge target list in the scheduler thread
 
-    # -- cycles ----------------------------------------------------------------------------
-    def _tick(self, state: TargetState) -> None:
-        with state.sampler_lock:
-            try:
-                if state.sampler is None:
-                    state.sampler = ActivitySampler(target.connect(state.conn), state.name)
-                state.sampler.tick()
-            except (target.TargetError, psycopg.Error) as exc:
-                log.debug("target %s: wait sampling paused: %s", state.name, exc)
-                state.close_sampler()
+    # -- cycles and ticks --------------------------------------------------------------------
+    def _push(self, due: float, state: TargetState, kind: str) -> None:
+        heapq.heappush(self._events, (due, next(self._seq), state, kind))
 
-    def _drain_activity(self, state: TargetState) -> None:
-        """Wait-event counts since the last cycle, and current lock chains."""
-        with state.sampler_lock:
-            if state.sampler is None:
-                return
-            try:
-                batches = [state.sampler.drain(), state.sampler.lock_waits()]
-                self.delivery.put([b for b in batches if b.rows])
-            except psycopg.Error as exc:
-                log.info("target %s: wait sampling lost its connection: %s", state.name, exc)
-                state.close_sampler()
+    def _tick(self, state: TargetState) -> bool:
+        """One wait-event sample; False when skipped (retired, cycle running) or failed."""
+        return not state.retired and state.session.tick()
 
     def _cycle(self, state: TargetState, cadences: frozenset[str]) -> None:
-        report = run_cycle(state.name, state.conn, cadences, memory=state.memory)
+        with state.session.lock:
+            if state.retired:
+                return
+            report = run_cycle(state.name, state.conn, cadences, memory=state.memory,
+                               session=state.session)
         self.delivery.put(report.batches)
-        if report.up and "fast" in cadences:
-            self._drain_activity(state)
         now = time.monotonic()
         if report.up:
             state.failures = 0
@@ -141,25 +157,44 @@ class Collector:
             log.warning("target %s down (%s): retry in %.0f s", state.name, report.error, backoff)
         state.cycles += 1
 
-    def _schedule(self) -> None:
-        now = time.monotonic()
-        for state in self.targets.values():
-            if state.running is not None and not state.running.done():
-                continue
-            cadences = set()
-            if now >= state.next_fast:
-                cadences.add("fast")
-                state.next_fast = _next(state.next_fast, state.interval_s, now)
-            if now >= state.next_slow:
-                cadences.add("slow")
-                state.next_slow = _next(state.next_slow, state.slow_interval_s, now)
-            if cadences:
-                state.running = self._pool.submit(self._cycle, state, frozenset(cadences))
+    def _fire(self, state: TargetState, kind: str, now: float) -> None:
+        """Run a due event and queue the target's next one of that kind."""
+        if kind == "tick":
             tick = self.config.sample_interval_s
-            if (tick > 0 and state.failures == 0 and now >= state.next_tick
-                    and (state.ticking is None or state.ticking.done())):
-                state.next_tick = _next(state.next_tick, tick, now)
-                state.ticking = self._pool.submit(self._tick, state)
+            if tick <= 0:
+                state.tick_queued = False  # sampling turned off by a reload
+                return
+            # No sampling while the target is down (the cycle's backoff probes it).
+            if state.failures == 0 and (state.ticking is None or state.ticking.done()):
+                state.ticking = self._tick_pool.submit(self._tick, state)
+            state.next_tick = _next(state.next_tick, tick, now)
+            self._push(state.next_tick, state, "tick")
+            return
+        if state.running is not None and not state.running.done():
+            # Still running (a slow target): look again shortly, run as soon as it is done.
+            self._push(now + min(1.0, state.interval_s / 10), state, "cycle")
+            return
+        cadences = set()
+        if now >= state.next_fast:
+            cadences.add("fast")
+            state.next_fast = _next(state.next_fast, state.interval_s, now)
+        if now >= state.next_slow:
+            cadences.add("slow")
+            state.next_slow = _next(state.next_slow, state.slow_interval_s, now)
+        if cadences:
+            state.running = self._pool.submit(self._cycle, state, frozenset(cadences))
+            # After a failure the cycle moves next_fast later (backoff): the event queued here
+            # then finds nothing due and re-queues itself at the new time.
+        self._push(min(state.next_fast, state.next_slow), state, "cycle")
+
+    def _run_due(self) -> float:
+        """Fire every due event; returns seconds until the next one."""
+        now = time.monotonic()
+        while self._events and self._events[0][0] <= now:
+            _, _, state, kind = heapq.heappop(self._events)
+            if not state.retired:
+                self._fire(state, kind, now)
+        return self._events[0][0] - now if self._events else 1.0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def request_stop(self, *_) -> None:
@@ -181,19 +216,20 @@ class Collector:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
 
-    def run(self, tick_s: float = 0.1) -> None:
+    def run(self) -> None:
         self.delivery.start()
         try:
             while not self._stop.is_set():
                 if self._reload.is_set():
                     self._reload.clear()
                     self._apply_targets()
-                self._schedule()
-                self._stop.wait(tick_s)
+                wait = self._run_due()
+                self._stop.wait(min(max(wait, 0.0), 1.0))
         finally:
             self._pool.shutdown(wait=True)
+            self._tick_pool.shutdown(wait=True)
             for state in self.targets.values():
-                state.close_sampler()
+                state.session.discard()
             self.delivery.stop()
             log.info("collector stopped: %d batches delivered, %d spooled, %d dropped",
                      self.delivery.delivered, len(self.spool), self.spool.dropped)

@@ -23,6 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from . import target
 from .batch import RowsBatch
+from .session import hide_own_statements
 
 log = logging.getLogger("pganalytics.collector.plans")
 
@@ -84,12 +85,12 @@ def explain(conn: psycopg.Connection, text: str) -> list:
     conn.execute("BEGIN READ ONLY")
     try:
         if conn.info.server_version >= 160000:
-            return conn.execute(f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {text}").fetchone()[0]
-        conn.execute(f"PREPARE {STMT} AS {text}")
+            return conn.execute(f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {text}", prepare=False).fetchone()[0]
+        conn.execute(f"PREPARE {STMT} AS {text}", prepare=False)
         conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # reset by the rollback
         n = param_count(text)
         args = f"({', '.join(['NULL'] * n)})" if n else ""
-        return conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {STMT}{args}").fetchone()[0]
+        return conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {STMT}{args}", prepare=False).fetchone()[0]
     finally:
         conn.execute("ROLLBACK")
         if conn.info.server_version < 160000 and conn.execute(
@@ -108,10 +109,7 @@ def skip_reason(text: str | None) -> str | None:
 def _connect(conn_ref: str, datname: str | None = None) -> psycopg.Connection:
     conn = target.connect(make_conninfo(target.conninfo(conn_ref), dbname=datname) if datname else conn_ref)
     conn.prepare_threshold = None  # no server-side prepared statements of our own
-    try:  # keep our EXPLAINs out of pg_stat_statements where allowed (superuser or GRANT SET)
-        conn.execute("SET pg_stat_statements.track = none")
-    except psycopg.errors.InsufficientPrivilege:
-        pass
+    hide_own_statements(conn)  # keep our EXPLAINs out of pg_stat_statements where allowed
     return conn
 
 
@@ -142,20 +140,24 @@ def _ranked(conn: psycopg.Connection, limit: int, totals: dict | None) -> list[t
 
 
 def capture_plans(conn_ref: str, instance: str, top: list[tuple[int, int, str | None, str | None]] | None = None,
-                  limit: int = 10, totals: dict | None = None) -> tuple[RowsBatch, list[str]]:
+                  limit: int = 10, totals: dict | None = None,
+                  conn: psycopg.Connection | None = None) -> tuple[RowsBatch, list[str]]:
     """Generic plans of the top `limit` plannable queries, as a RowsBatch of source "plans",
     and one reason per query that was not planned.
 
     Ranked by total_exec_time since the previous capture when the caller keeps a `totals` dict
     between captures (it is updated here), else by cumulative time; or pass `top`, a ranking of
-    (queryid, dbid, datname, query). Utility statements are reported and use no slot."""
+    (queryid, dbid, datname, query). Utility statements are reported and use no slot.
+    `conn`, an open autocommit connection to the target (the daemon's kept one), is used for
+    the ranking and for queries of its own database; other databases get a connection each."""
     rows: list[dict] = []
     skipped: list[str] = []
     with ExitStack() as stack:
-        with _connect(conn_ref) as first:
-            collected_at = first.execute("SELECT statement_timestamp()").fetchone()[0]
-            top = _ranked(first, limit, totals) if top is None else top
-        conns: dict[str, psycopg.Connection | str] = {}  # datname -> connection or why not
+        first = conn if conn is not None else stack.enter_context(_connect(conn_ref))
+        collected_at = first.execute("SELECT statement_timestamp()").fetchone()[0]
+        top = _ranked(first, limit, totals) if top is None else top
+        # datname -> connection, or why there is none
+        conns: dict[str, psycopg.Connection | str] = {first.info.dbname: first}
         tried = 0
         for queryid, dbid, datname, text in top:
             if tried >= limit:

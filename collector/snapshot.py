@@ -14,8 +14,9 @@ from .target import TargetError, TargetInfo
 
 
 def query_stats(conn, instance: str, info: TargetInfo, known_texts: set[int]) -> QueryStatsBatch:
-    """Counters as a COPY stream; texts only for queryids not in known_texts (which is
-    updated: the caller keeps it per target between cycles)."""
+    """Counters as a COPY stream; texts only for queryids not in known_texts. The caller keeps
+    known_texts per target and adds batch.texts to it once the batch is safely queued (a
+    cycle that fails later must send them again)."""
     with conn.transaction(), conn.cursor() as cur:
         collected_at = cur.execute("SELECT statement_timestamp()").fetchone()[0]
         dealloc, stats_reset = cur.execute(pgss.INFO_SQL).fetchone()
@@ -25,7 +26,6 @@ def query_stats(conn, instance: str, info: TargetInfo, known_texts: set[int]) ->
                 chunks.append(bytes(chunk))
         rows = cur.rowcount
         texts = cur.execute(pgss.TEXTS_SQL, (list(known_texts),)).fetchall()
-    known_texts.update(q for q, _ in texts)
     return QueryStatsBatch(instance, collected_at, b"".join(chunks), rows, dealloc, stats_reset, texts)
 
 

@@ -18,16 +18,9 @@ from pganalytics import localpg, store
 from pganalytics.collector import config
 from pganalytics.collector.daemon import Collector
 
+from .waiting import wait_for
+
 MARKER = "SELECT count(*) FROM pga_marker WHERE k = %s"
-
-
-def wait_for(predicate, timeout=60.0, step=0.2, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(step)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture

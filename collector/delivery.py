@@ -1,9 +1,11 @@
 """The writer: one thread, one store connection, strict order, nothing lost.
 
-Batches from every target arrive on a queue. While the store answers, each is delivered in its
-own transaction. When it does not, the batch goes to the on-disk spool, and so does every
-later batch until the spool has been replayed - so the store always receives batches in the
-order they were collected, and a redelivered batch is harmless (snapshot ledger).
+Batches from every target arrive on a queue. While the store answers, what is queued is
+delivered together in one transaction (every sample of the group in one COPY and one call;
+a group the store refuses part of goes again batch by batch). When it does not, the batch
+goes to the on-disk spool, and so does every later batch until the spool has been replayed -
+so the store always receives batches in the order they were collected, and a redelivered
+batch is harmless (snapshot ledger).
 """
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ log = logging.getLogger("pganalytics.collector.delivery")
 # connection exception, insufficient resources, operator intervention, system error.
 _TRANSIENT_CLASSES = {"08", "53", "57", "58"}
 
+# What delivering a batch can raise when the store (or the sink) refuses it; the connection
+# errors among them are told apart by Delivery._raise_if_unavailable.
+_REFUSED = (psycopg.Error, LookupError, ValueError, TypeError)
+
 
 def _transient(exc: Exception) -> bool:
     state = getattr(exc, "sqlstate", None)
@@ -40,6 +46,8 @@ class Delivery:
         self.on_connect = None  # callable(Sink): after each (re)connection and every refresh_s
         self.refresh_s = refresh_s
         self.max_group = 500  # batches per store transaction
+        self.fast_path = True  # False: every batch in its own savepoint (the fallback path)
+        self.refused_groups = 0  # groups the fast path gave back to the per-batch path
         self._next_refresh = 0.0
         self._sink: Sink | None = None
         self._next_try = 0.0
@@ -91,27 +99,17 @@ class Delivery:
 
     def _deliver(self, batches: list) -> bool:
         """Deliver batches in ONE store transaction (one commit for many targets' cycles: the
-        commit's fsync, not the SQL, is what limits a single writer). Each Sink.deliver_*
-        opens its own transaction, which inside this one is a savepoint: a batch the store
-        refuses is rolled back and set aside without losing the others."""
+        commit's fsync and the round trips, not the SQL, are what limit a single writer).
+        First the whole group at once: no savepoint per batch, every sample in one COPY and
+        one call. When the store refuses anything in it, that is rolled back and the group
+        goes again batch by batch, each in a savepoint, so a refused batch is set aside
+        without losing the others. False (nothing delivered) when the store is unavailable."""
         sink = self._connect()
         if sink is None:
             return False
         try:
-            with sink.conn.transaction():
-                for batch in batches:
-                    try:
-                        sink.deliver(batch)
-                    except (psycopg.OperationalError, psycopg.InterfaceError):
-                        raise
-                    except (psycopg.Error, LookupError, ValueError) as exc:
-                        if sink.conn.broken or sink.conn.closed or _transient(exc):
-                            raise psycopg.OperationalError(f"store unavailable: {exc}") from exc
-                        # Refused by the store itself (bad data, unknown instance): keep it
-                        # for inspection instead of blocking every later batch behind it.
-                        self.spool.reject(batch, str(exc))
-                        log.error("batch %s/%s at %s rejected by the store: %s",
-                                  batch.instance, batch.source, batch.collected_at, exc)
+            if not (self.fast_path and self._deliver_together(sink, batches)):
+                self._deliver_each(sink, batches)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             log.warning("store connection lost (%s): spooling", exc)
             sink.conn.close()
@@ -120,6 +118,40 @@ class Delivery:
             return False
         self.delivered += len(batches)
         return True
+
+    @staticmethod
+    def _raise_if_unavailable(sink: Sink, exc: Exception) -> None:
+        """Raise OperationalError when exc says the store cannot take anything now."""
+        if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+            raise exc
+        if sink.conn.broken or sink.conn.closed or _transient(exc):
+            raise psycopg.OperationalError(f"store unavailable: {exc}") from exc
+
+    def _deliver_together(self, sink: Sink, batches: list) -> bool:
+        """The fast path; False when the store refused something (all of it rolled back)."""
+        try:
+            with sink.transaction():
+                sink.deliver_group(batches)
+        except _REFUSED as exc:
+            self._raise_if_unavailable(sink, exc)
+            self.refused_groups += 1
+            log.info("the store refused part of a group of %d batches (%s: %s): "
+                     "delivering them one by one", len(batches), type(exc).__name__, exc)
+            return False
+        return True
+
+    def _deliver_each(self, sink: Sink, batches: list) -> None:
+        """Each batch in its own savepoint: a batch refused by the store itself (bad data,
+        unknown instance) is kept for inspection instead of blocking every later batch."""
+        with sink.transaction():
+            for batch in batches:
+                try:
+                    sink.deliver(batch)
+                except _REFUSED as exc:
+                    self._raise_if_unavailable(sink, exc)
+                    self.spool.reject(batch, str(exc))
+                    log.error("batch %s/%s at %s rejected by the store: %s",
+                              batch.instance, batch.source, batch.collected_at, exc)
 
     def _replay(self) -> None:
         while (head := self.spool.oldest()) is not None:

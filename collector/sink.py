@@ -1,15 +1,19 @@
 """Delivering batches to the store: COPY into staging, then one SQL call, one transaction.
 
 Re-delivering a batch is harmless (the store's snapshot ledger answers "already have it"),
-which is what makes retrying after a store outage safe.
+which is what makes retrying after a store outage safe. deliver() takes one batch;
+deliver_group() takes many inside the caller's transaction with no savepoint each, and puts
+every sample of the group through one COPY and one call.
 """
 from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 from . import pgss
@@ -21,40 +25,117 @@ class Sink:
         self.conn = conn
         self._instance_ids: dict[str, int] = {}
         self._series: dict[tuple[int, str, tuple], int] = {}
+        # Series learned since the last commit: a rollback must forget them (their rows are
+        # gone, and an id from the cache is never checked again). Same for the staging tables.
+        self._learned: list[tuple[int, str, tuple]] = []
         self._staging_open = False
 
+    # -- transactions whose rollback the caches follow ---------------------------------------
+    @contextmanager
+    def transaction(self, savepoint: bool = True):
+        """A transaction (a savepoint when one is open). With savepoint=False inside an open
+        transaction, nothing is opened: an error then dooms the caller's whole transaction.
+        On an error, the caches forget what they learned inside."""
+        idle = self.conn.info.transaction_status == TransactionStatus.IDLE
+        if idle:
+            self._learned.clear()  # everything learned before was committed or forgotten
+        mark, staging = len(self._learned), self._staging_open
+        try:
+            if savepoint or idle:
+                with self.conn.transaction():
+                    yield
+            else:
+                yield
+        except BaseException:
+            for key in self._learned[mark:]:
+                self._series.pop(key, None)
+            del self._learned[mark:]
+            self._staging_open = staging
+            raise
+
+    def _open_staging(self, cur) -> None:
+        if not self._staging_open:
+            cur.execute("SELECT pganalytics.open_staging()")
+            self._staging_open = True
+
+    # -- ids -------------------------------------------------------------------------------
     def instance_id(self, name: str) -> int:
-        if name not in self._instance_ids:
-            row = self.conn.execute(
-                "SELECT instance_id FROM pganalytics.instances WHERE name = %s", (name,)).fetchone()
-            if row is None:
-                raise LookupError(f"instance {name!r} is not registered in the store: "
-                                  "add it with `pganalytics targets add`")
-            self._instance_ids[name] = row[0]
-        return self._instance_ids[name]
+        return self._resolve_instances([name])[name]
+
+    def _resolve_instances(self, names) -> dict[str, int]:
+        """Instance ids by name: from the cache, asking the store once for all unknown names."""
+        unknown = sorted({n for n in names if n not in self._instance_ids})
+        if unknown:
+            self._instance_ids.update(self.conn.execute(
+                "SELECT name, instance_id FROM pganalytics.instances WHERE name = ANY(%s)",
+                (unknown,)).fetchall())
+            missing = [n for n in unknown if n not in self._instance_ids]
+            if missing:
+                raise LookupError(f"instance {', '.join(map(repr, missing))} is not registered in "
+                                  "the store: add it with `pganalytics targets add`")
+        return self._instance_ids
 
     def note_version(self, name: str, server_version_num: int) -> None:
         self.conn.execute("UPDATE pganalytics.instances SET server_version_num = %s "
                           "WHERE instance_id = %s AND server_version_num IS DISTINCT FROM %s",
                           (server_version_num, self.instance_id(name), server_version_num))
 
+    def _series_ids(self, keyed: list[tuple[int, list]]) -> list[list[int]]:
+        """Series ids for the (metric, labels) of each (instance id, samples): from the cache,
+        asking the store once for all new ones. The cache key is a sorted label tuple (a hot
+        path: thousands per cycle)."""
+        keys = [[(iid, m, tuple(sorted(l.items()))) for m, l, _, _ in samples] for iid, samples in keyed]
+        missing = {}
+        for (iid, samples), batch_keys in zip(keyed, keys):
+            for key, (m, l, k, _) in zip(batch_keys, samples):
+                if key not in self._series and key not in missing:
+                    missing[key] = (iid, m, json.dumps(l), k)
+        if missing:
+            iids, metrics, labels, kinds = zip(*missing.values())
+            rows = self.conn.execute(
+                "SELECT instance_id, metric, labels, series_id "
+                "FROM pganalytics.series_ids(%s::int[], %s::text[], %s::jsonb[], %s::text[])",
+                (list(iids), list(metrics), list(labels), list(kinds))).fetchall()
+            for iid, metric, label_obj, sid in rows:
+                key = (iid, metric, tuple(sorted(label_obj.items())))
+                if key not in self._series:
+                    self._series[key] = sid
+                    self._learned.append(key)
+        return [[self._series[key] for key in batch_keys] for batch_keys in keys]
+
+    # -- delivery --------------------------------------------------------------------------
     def deliver(self, batch) -> int:
-        """Deliver any batch; returns rows stored (0 when it was already delivered)."""
+        """Deliver any batch in its own transaction (a savepoint inside one); returns rows
+        stored (0 when it was already delivered)."""
+        return self._deliver_one(batch, savepoint=True)
+
+    def _deliver_one(self, batch, savepoint: bool) -> int:
         if isinstance(batch, QueryStatsBatch):
-            return self.deliver_query_stats(batch)
+            return self.deliver_query_stats(batch, savepoint)
         if isinstance(batch, SamplesBatch):
-            return self.deliver_samples(batch)
+            return self.deliver_samples(batch, savepoint)
         if isinstance(batch, RowsBatch):
-            return self.deliver_rows(batch)
+            return self.deliver_rows(batch, savepoint)
         raise TypeError(f"not a batch: {type(batch).__name__}")
 
-    def deliver_query_stats(self, batch: QueryStatsBatch) -> int:
+    def deliver_group(self, batches: list) -> int:
+        """Deliver many batches in the caller's transaction without a savepoint each: every
+        SamplesBatch together (one COPY, one call), then the others in their order. Samples
+        going first changes nothing (each snapshot stands alone); query_stats and row
+        batches, whose order matters (deltas, history), keep theirs. Any error leaves the
+        transaction to be rolled back as a whole. Returns rows stored."""
+        self._resolve_instances(b.instance for b in batches)
+        stored = self.deliver_samples_many([b for b in batches if isinstance(b, SamplesBatch)], savepoint=False)
+        for batch in batches:
+            if not isinstance(batch, SamplesBatch):
+                stored += self._deliver_one(batch, savepoint=False)
+        return stored
+
+    def deliver_query_stats(self, batch: QueryStatsBatch, savepoint: bool = True) -> int:
         """Returns the number of entries merged (0 when the batch was already delivered)."""
         iid = self.instance_id(batch.instance)
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            if not self._staging_open:
-                cur.execute("SELECT pganalytics.open_staging()")
-                self._staging_open = True
+        with self.transaction(savepoint), self.conn.cursor() as cur:
+            self._open_staging(cur)
             with cur.copy(f"COPY stage_query_stats ({pgss.STAGE_COLUMNS}) FROM STDIN") as copy:
                 copy.write(batch.copy_data)
             if batch.texts:
@@ -66,49 +147,60 @@ class Sink:
                         (iid, batch.collected_at, batch.dealloc, batch.stats_reset))
             return cur.fetchone()[0]
 
-    def _series_ids(self, iid: int, samples) -> list[int]:
-        """Series ids for (metric, labels) pairs: from the cache, asking the store only for new
-        ones. The cache key is a sorted label tuple (a hot path: thousands per cycle)."""
-        keys = [(iid, m, tuple(sorted(l.items()))) for m, l, _, _ in samples]
-        missing = {}
-        for key, (m, l, k, _) in zip(keys, samples):
-            if key not in self._series and key not in missing:
-                missing[key] = (m, json.dumps(l), k)
-        if missing:
-            metrics, labels, kinds = zip(*missing.values())
-            rows = self.conn.execute(
-                "SELECT metric, labels, series_id FROM pganalytics.series_ids(%s, %s, %s::jsonb[], %s)",
-                (iid, list(metrics), list(labels), list(kinds))).fetchall()
-            for metric, label_obj, sid in rows:
-                self._series[(iid, metric, tuple(sorted(label_obj.items())))] = sid
-        return [self._series[key] for key in keys]
-
-    def deliver_samples(self, batch: SamplesBatch) -> int:
+    def deliver_samples(self, batch: SamplesBatch, savepoint: bool = True) -> int:
+        """One batch straight into pganalytics.samples after the ledger said it is new: no
+        staging, so a long transaction of many such batches (the per-batch path) stays
+        linear - staged rows deleted in a transaction are still scanned until it ends."""
         if not batch.samples:
             return 0
         iid = self.instance_id(batch.instance)
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            ids = self._series_ids(iid, batch.samples)
-            cur.execute("SELECT pganalytics.begin_snapshot(%s, %s, %s, %s, %s)",
-                        (iid, batch.source, batch.collected_at, batch.collected_at, batch.collected_at))
+        with self.transaction(savepoint), self.conn.cursor() as cur:
+            [ids] = self._series_ids([(iid, batch.samples)])
+            cur.execute("SELECT pganalytics.begin_snapshot(%s, %s, %s, %s, %s, %s)",
+                        (iid, batch.source, batch.collected_at, batch.collected_at, batch.collected_at,
+                         len(ids)))
             if not cur.fetchone()[0]:
                 return 0
             if batch.databases:
                 datids, datnames = zip(*batch.databases)
-                cur.execute("SELECT pganalytics.register_databases(%s, %s::oid[], %s)",
-                            (iid, list(datids), list(datnames)))
+                cur.execute("SELECT pganalytics.register_databases(%s::int[], %s::oid[], %s::text[])",
+                            ([iid] * len(datids), list(datids), list(datnames)))
             with cur.copy("COPY pganalytics.samples (instance_id, series_id, ts, value) "
                           "FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(["int4", "int4", "timestamptz", "float8"])
-                for sid, (_, _, _, value) in zip(ids, batch.samples):
-                    copy.write_row((iid, sid, batch.collected_at, value))
+                for sid, sample in zip(ids, batch.samples):
+                    copy.write_row((iid, sid, batch.collected_at, sample[3]))
             return len(ids)
 
-    def deliver_rows(self, batch: RowsBatch) -> int:
+    def deliver_samples_many(self, batches: list[SamplesBatch], savepoint: bool = True) -> int:
+        """Every sample of these batches in ONE COPY and ONE call of pganalytics.ingest_samples(),
+        which skips snapshots already stored. Returns the samples stored."""
+        batches = [b for b in batches if b.samples]
+        if not batches:
+            return 0
+        iids = self._resolve_instances(b.instance for b in batches)
+        with self.transaction(savepoint), self.conn.cursor() as cur:
+            ids = self._series_ids([(iids[b.instance], b.samples) for b in batches])
+            self._open_staging(cur)
+            with cur.copy("COPY stage_samples (batch_no, series_id, value) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int4", "int4", "float8"])
+                for no, (batch, batch_ids) in enumerate(zip(batches, ids)):
+                    for sid, sample in zip(batch_ids, batch.samples):
+                        copy.write_row((no, sid, sample[3]))
+            dbs = [(no, datid, datname) for no, b in enumerate(batches) for datid, datname in b.databases]
+            db_nos, datids, datnames = (list(c) for c in zip(*dbs)) if dbs else ([], [], [])
+            cur.execute("SELECT pganalytics.ingest_samples(%s::int[], %s::int[], %s::text[], %s::timestamptz[], "
+                        "%s::int[], %s::oid[], %s::text[])",
+                        (list(range(len(batches))), [iids[b.instance] for b in batches],
+                         [b.source for b in batches], [b.collected_at for b in batches],
+                         db_nos, datids, datnames))
+            return cur.fetchone()[0]
+
+    def deliver_rows(self, batch: RowsBatch, savepoint: bool = True) -> int:
         """One call to pganalytics.ingest_<source>(); it returns 0 for an already delivered batch."""
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,50}", batch.source):
             raise ValueError(f"bad source name {batch.source!r}")
         iid = self.instance_id(batch.instance)
         call = sql.SQL("SELECT pganalytics.{}(%s, %s, %s)").format(sql.Identifier(f"ingest_{batch.source}"))
-        with self.conn.transaction():
+        with self.transaction(savepoint):
             return self.conn.execute(call, (iid, batch.collected_at, Jsonb(batch.rows))).fetchone()[0]

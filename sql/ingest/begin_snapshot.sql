@@ -1,13 +1,14 @@
--- Open the delivery of one batch: record (instance, source, collected_at) in the ledger and
--- make sure the sample partitions for [p_ts_from, p_ts_to] exist. Returns false when this
--- batch was already delivered: the caller then skips it (re-sending never double-counts).
--- Must run in the same transaction as the batch's data.
+-- Open the delivery of one batch: record (instance, source, collected_at) in the ledger (with
+-- its row count when known) and make sure the sample partitions for [p_ts_from, p_ts_to]
+-- exist. Returns false when this batch was already delivered: the caller then skips it
+-- (re-sending never double-counts). Must run in the same transaction as the batch's data.
 CREATE OR REPLACE FUNCTION pganalytics.begin_snapshot(
     p_instance_id  int,
     p_source       text,
     p_collected_at timestamptz,
     p_ts_from      timestamptz DEFAULT NULL,
-    p_ts_to        timestamptz DEFAULT NULL)
+    p_ts_to        timestamptz DEFAULT NULL,
+    p_row_count    bigint DEFAULT 0)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -26,8 +27,8 @@ BEGIN
         RAISE EXCEPTION 'begin_snapshot: no instance with id %', p_instance_id
             USING HINT = 'register it first with pganalytics.register_instance()';
     END IF;
-    INSERT INTO pganalytics.snapshots (instance_id, source, collected_at)
-    VALUES (p_instance_id, p_source, p_collected_at)
+    INSERT INTO pganalytics.snapshots (instance_id, source, collected_at, row_count)
+    VALUES (p_instance_id, p_source, p_collected_at, coalesce(p_row_count, 0))
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS inserted = ROW_COUNT;
     IF inserted = 0 THEN
@@ -41,5 +42,5 @@ BEGIN
     RETURN true;
 END
 $$;
-REVOKE ALL ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz) TO pganalytics_collector;
+REVOKE ALL ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz, bigint) TO pganalytics_collector;

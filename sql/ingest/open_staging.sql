@@ -8,6 +8,13 @@ AS $$
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS stage_query_stats
         (LIKE pganalytics.query_stats_stage INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+    -- The samples of many batches at once (pganalytics.ingest_samples() names each batch by
+    -- its batch_no and consumes the rows).
+    CREATE TEMP TABLE IF NOT EXISTS stage_samples (
+        batch_no  int    NOT NULL,
+        series_id int    NOT NULL,
+        value     float8 NOT NULL
+    ) ON COMMIT DELETE ROWS;
 END
 $$;
 -- Functions are executable by PUBLIC unless revoked (per-schema default privileges cannot revoke it).

@@ -1,0 +1,137 @@
+-- depends: ingest/register_databases.sql
+-- Store the samples of many batches at once (one delivery group): the collector COPYs every
+-- sample into pg_temp.stage_samples (batch_no, series_id, value), then calls this once with
+-- one array element per batch (batch_no, instance, source, collected_at) and the databases
+-- the batches saw (pg_stat_database: batch_no, datid, datname).
+--
+-- Each distinct (instance, source, collected_at) is recorded in the snapshots ledger; only
+-- the samples of snapshots recorded by THIS call are stored, so a batch delivered before is
+-- skipped and the same snapshot twice in one group is stored once (its lowest batch_no).
+-- Also keeps the day partitions, instances.last_seen_at and the databases current for those
+-- batches, consumes the staged rows (a later call in the same transaction sees only its own)
+-- and returns the number of samples stored.
+CREATE OR REPLACE FUNCTION pganalytics.ingest_samples(
+    p_batch_nos    int[],
+    p_instance_ids int[],
+    p_sources      text[],
+    p_collected_at timestamptz[],
+    p_db_batch_nos int[] DEFAULT '{}',
+    p_datids       oid[] DEFAULT '{}',
+    p_datnames     text[] DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad      record;
+    new_nos  int[];
+    new_iids int[];
+    new_ats  timestamptz[];
+    day      date;
+    stored   bigint;
+BEGIN
+    IF to_regclass('pg_temp.stage_samples') IS NULL THEN
+        RAISE EXCEPTION 'ingest_samples: no staged samples in this session'
+            USING HINT = 'call pganalytics.open_staging() and COPY into stage_samples first';
+    END IF;
+    IF p_batch_nos IS NULL OR p_instance_ids IS NULL OR p_sources IS NULL OR p_collected_at IS NULL
+       OR p_db_batch_nos IS NULL OR p_datids IS NULL OR p_datnames IS NULL THEN
+        RAISE EXCEPTION 'ingest_samples: the arrays must not be null (pass empty arrays instead)';
+    END IF;
+    IF cardinality(p_batch_nos) IS DISTINCT FROM cardinality(p_instance_ids)
+       OR cardinality(p_batch_nos) IS DISTINCT FROM cardinality(p_sources)
+       OR cardinality(p_batch_nos) IS DISTINCT FROM cardinality(p_collected_at) THEN
+        RAISE EXCEPTION 'ingest_samples: batch numbers, instance ids, sources and collected_at must be arrays of the same length';
+    END IF;
+    IF cardinality(p_db_batch_nos) IS DISTINCT FROM cardinality(p_datids)
+       OR cardinality(p_db_batch_nos) IS DISTINCT FROM cardinality(p_datnames) THEN
+        RAISE EXCEPTION 'ingest_samples: database batch numbers, datids and datnames must be arrays of the same length';
+    END IF;
+    SELECT b.* INTO bad
+    FROM unnest(p_batch_nos, p_instance_ids, p_sources, p_collected_at) AS b(batch_no, instance_id, source, collected_at)
+    WHERE b.batch_no IS NULL OR b.instance_id IS NULL OR b.collected_at IS NULL
+       OR b.source IS NULL OR b.source !~ '^[a-z][a-z0-9_]{0,62}$'
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ingest_samples: batch % (instance %, source %, collected_at %): batch number, instance and collected_at must not be null and the source must be a lower-case identifier',
+            bad.batch_no, bad.instance_id, pg_catalog.quote_nullable(bad.source), bad.collected_at;
+    END IF;
+    SELECT b.batch_no INTO bad FROM unnest(p_batch_nos) AS b(batch_no)
+    GROUP BY b.batch_no HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ingest_samples: batch number % is listed twice', bad.batch_no
+            USING ERRCODE = 'cardinality_violation';
+    END IF;
+    SELECT b.instance_id INTO bad FROM unnest(p_instance_ids) AS b(instance_id)
+    WHERE NOT EXISTS (SELECT FROM pganalytics.instances i WHERE i.instance_id = b.instance_id) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ingest_samples: no instance with id %', bad.instance_id
+            USING HINT = 'register it first with pganalytics.register_instance()';
+    END IF;
+    -- Every staged sample belongs to a listed batch, and its series to that batch's instance.
+    SELECT s.batch_no, s.series_id, b.instance_id INTO bad
+    FROM pg_temp.stage_samples s
+    LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
+    WHERE b.batch_no IS NULL
+       OR NOT EXISTS (SELECT FROM pganalytics.series r
+                      WHERE r.instance_id = b.instance_id AND r.series_id = s.series_id)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'ingest_samples: a staged sample of batch % names series %, which is not a series of %',
+            bad.batch_no, bad.series_id, coalesce('instance ' || bad.instance_id, 'a listed batch')
+            USING HINT = 'stage only samples of the batches passed, with ids from pganalytics.series_ids()';
+    END IF;
+
+    -- The ledger: one row per distinct snapshot (its first batch in the group); the batches
+    -- whose row is new here are the ones to store.
+    WITH batches AS (
+        SELECT b.*, c.n
+        FROM unnest(p_batch_nos, p_instance_ids, p_sources, p_collected_at)
+             AS b(batch_no, instance_id, source, collected_at)
+        JOIN (SELECT s.batch_no, count(*) AS n FROM pg_temp.stage_samples s GROUP BY s.batch_no) c
+          USING (batch_no)),
+    firsts AS (
+        SELECT DISTINCT ON (b.instance_id, b.source, b.collected_at) b.*
+        FROM batches b ORDER BY b.instance_id, b.source, b.collected_at, b.batch_no),
+    recorded AS (
+        INSERT INTO pganalytics.snapshots (instance_id, source, collected_at, row_count)
+        SELECT f.instance_id, f.source, f.collected_at, f.n
+        FROM firsts f ORDER BY f.instance_id, f.source, f.collected_at
+        ON CONFLICT DO NOTHING
+        RETURNING instance_id, source, collected_at)
+    SELECT array_agg(f.batch_no), array_agg(f.instance_id), array_agg(f.collected_at)
+    INTO new_nos, new_iids, new_ats
+    FROM recorded r JOIN firsts f USING (instance_id, source, collected_at);
+
+    IF new_nos IS NOT NULL THEN
+        FOR day IN SELECT DISTINCT (a AT TIME ZONE 'UTC')::date FROM unnest(new_ats) AS a LOOP
+            PERFORM pganalytics.ensure_partitions('pganalytics.samples',
+                day::timestamp AT TIME ZONE 'UTC', day::timestamp AT TIME ZONE 'UTC');
+        END LOOP;
+        INSERT INTO pganalytics.samples (instance_id, series_id, ts, value)
+        SELECT n.instance_id, s.series_id, n.collected_at, s.value
+        FROM pg_temp.stage_samples s
+        JOIN unnest(new_nos, new_iids, new_ats) AS n(batch_no, instance_id, collected_at) USING (batch_no);
+        GET DIAGNOSTICS stored = ROW_COUNT;
+
+        UPDATE pganalytics.instances i SET last_seen_at = greatest(i.last_seen_at, n.collected_at)
+        FROM (SELECT u.instance_id, max(u.collected_at) AS collected_at
+              FROM unnest(new_iids, new_ats) AS u(instance_id, collected_at) GROUP BY u.instance_id) n
+        WHERE i.instance_id = n.instance_id;
+
+        -- In group order, so the newest name of a renamed database wins.
+        PERFORM pganalytics.register_databases(array_agg(n.instance_id ORDER BY d.ord),
+                                               array_agg(d.datid ORDER BY d.ord),
+                                               array_agg(d.datname ORDER BY d.ord))
+        FROM unnest(p_db_batch_nos, p_datids, p_datnames) WITH ORDINALITY AS d(batch_no, datid, datname, ord)
+        JOIN unnest(new_nos, new_iids) AS n(batch_no, instance_id) USING (batch_no)
+        HAVING count(*) > 0;
+    END IF;
+    -- Consume the staged rows: a later call in the same transaction must not see them.
+    DELETE FROM pg_temp.stage_samples;
+    RETURN coalesce(stored, 0);
+END
+$$;
+REVOKE ALL ON FUNCTION pganalytics.ingest_samples(int[], int[], text[], timestamptz[], int[], oid[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pganalytics.ingest_samples(int[], int[], text[], timestamptz[], int[], oid[], text[]) TO pganalytics_collector;

@@ -1,0 +1,219 @@
+"""Grouped delivery against a real store: a whole group lands in one transaction with a few
+statements (every sample in one COPY and one call), re-delivery stores nothing, a group the
+store refuses part of goes again batch by batch, and a lost store still spools.
+
+Delivery connects as a role that is only a member of pganalytics_collector (what production
+uses); its statements are counted by pg_stat_statements (track = top) on the store."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+from pganalytics.collector import pgss
+from pganalytics.collector.batch import QueryStatsBatch, RowsBatch, SamplesBatch
+from pganalytics.collector.delivery import Delivery
+from pganalytics.collector.sink import Sink
+from pganalytics.collector.spool import Spool
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+INSTANCES = ("d1", "d2", "d3")
+
+
+@pytest.fixture
+def collector_dsn(store_dsn):
+    """The store DSN, run as a fresh member of pganalytics_collector whose top-level
+    statements pg_stat_statements counts."""
+    role = f"pga_coll_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(store_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} NOLOGIN IN ROLE pganalytics_collector")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        for name in INSTANCES:
+            conn.execute("SELECT pganalytics.register_instance(%s, %s)", (name, f"service={name}"))
+    yield psycopg.conninfo.make_conninfo(
+        store_dsn, options=f"-c role={role} -c pg_stat_statements.track=top")
+    with psycopg.connect(store_dsn, autocommit=True) as conn:  # its sessions hold temp tables
+        conn.execute("SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
+
+
+def statements(store_dsn: str, collector_dsn: str) -> int:
+    """Top-level statements the collector role has run in the store database so far."""
+    role = psycopg.conninfo.conninfo_to_dict(collector_dsn)["options"].split()[1].split("=")[1]
+    with psycopg.connect(store_dsn) as conn:
+        return conn.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND userid = %s::regrole", (role,)).fetchone()[0]
+
+
+def samples_batch(instance, source, at, n, value=1.0, databases=()):
+    """n samples of n series (labels tell them apart), optionally listing databases."""
+    return SamplesBatch(instance, source, at,
+                        [(f"{source}_value", {"k": str(i)}, "gauge", value + i) for i in range(n)],
+                        list(databases))
+
+
+def query_stats_batch(instance, at, entries=3, calls=10):
+    rows = []
+    for q in range(entries):
+        values = {name: r"\N" for name in pgss.COLUMNS}
+        values.update(dbid="1", userid="10", queryid=str(1000 + q), toplevel="t", calls=str(calls),
+                      total_exec_time=str(calls * 2.0), mean_exec_time="2.0", stddev_exec_time="0")
+        for name in pgss.COLUMNS:
+            if values[name] == r"\N" and name != "stats_since":
+                values[name] = "0"
+        rows.append("\t".join(values[name] for name in pgss.COLUMNS))
+    return QueryStatsBatch(instance, at, ("\n".join(rows) + "\n").encode(), entries,
+                           texts=[(1000 + q, f"SELECT {q}") for q in range(entries)])
+
+
+def cycle(instance, at, k=0):
+    """What one cycle of one target puts on the queue (a small but complete one)."""
+    return [
+        samples_batch(instance, "availability", at, 1),
+        samples_batch(instance, "pg_stat_database", at, 6, databases=[(5, "postgres"), (16384 + k, f"app{k}")]),
+        samples_batch(instance, "host", at, 4),
+        query_stats_batch(instance, at),
+        RowsBatch(instance, "wait_samples", at, [{"datname": "app", "queryid": 7, "backend_type": "client backend",
+                                                  "state": "active", "wait_event_type": "Lock",
+                                                  "wait_event": "relation", "samples": 3, "ticks": 10,
+                                                  "interval_s": 10.0}]),
+    ]
+
+
+def group(at=T0):
+    return [b for k, name in enumerate(INSTANCES) for b in cycle(name, at, k)]
+
+
+def ledger(store_dsn) -> dict:
+    with psycopg.connect(store_dsn) as conn:
+        return {(name, source): (n, rows) for name, source, n, rows in conn.execute(
+            "SELECT i.name, s.source, count(*), sum(s.row_count) FROM pganalytics.snapshots s "
+            "JOIN pganalytics.instances i USING (instance_id) GROUP BY 1, 2")}
+
+
+def stored_samples(store_dsn) -> dict:
+    """Samples per (instance, metric), each checked to name an existing series of its instance."""
+    with psycopg.connect(store_dsn) as conn:
+        orphans = conn.execute("SELECT count(*) FROM pganalytics.samples x WHERE NOT EXISTS "
+                               "(SELECT FROM pganalytics.series s WHERE (s.instance_id, s.series_id) = "
+                               "(x.instance_id, x.series_id))").fetchone()[0]
+        assert orphans == 0
+        return dict(((name, metric), n) for name, metric, n in conn.execute(
+            "SELECT i.name, s.metric, count(*) FROM pganalytics.samples x "
+            "JOIN pganalytics.series s USING (instance_id, series_id) "
+            "JOIN pganalytics.instances i USING (instance_id) GROUP BY 1, 2"))
+
+
+def expected_samples(batches) -> dict:
+    out: dict = {}
+    for b in batches:
+        if isinstance(b, SamplesBatch):
+            key = (b.instance, f"{b.source}_value")
+            out[key] = out.get(key, 0) + len(b.samples)
+    return out
+
+
+def test_a_group_of_many_instances_and_sources_lands_in_a_few_statements(store_dsn, collector_dsn, tmp_path):
+    batches = group()
+    delivery = Delivery(collector_dsn, Spool(tmp_path))
+    before = statements(store_dsn, collector_dsn)
+    assert delivery._deliver(batches)
+    fast = statements(store_dsn, collector_dsn) - before
+    assert delivery.refused_groups == 0 and delivery.delivered == len(batches) == 15
+    assert not list(tmp_path.glob("rejected/*"))
+    assert stored_samples(store_dsn) == expected_samples(batches)
+    expected_ledger = {(name, source): (1, rows) for name in INSTANCES
+                       for source, rows in (("availability", 1), ("pg_stat_database", 6), ("host", 4),
+                                            ("query_stats", 3), ("wait_samples", 1))}
+    assert ledger(store_dsn) == expected_ledger
+    with psycopg.connect(store_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pganalytics.query_stats").fetchone()[0] == 9
+        assert conn.execute("SELECT count(*) FROM pganalytics.databases").fetchone()[0] == 6
+        seen = {r[0] for r in conn.execute("SELECT last_seen_at FROM pganalytics.instances")}
+    assert seen == {T0}
+    # BEGIN, instance ids, series ids, open_staging, COPY, ingest_samples, COMMIT, and per
+    # query_stats batch COPY + texts + ingest, per wait_samples batch one call: no savepoints.
+    assert fast == 7 + 3 * 3 + 3 * 1
+
+    # The same cycles one batch at a time, as before: at least a savepoint and a release more
+    # per batch, and every samples batch a COPY and a call of its own.
+    slow = Delivery(collector_dsn, Spool(tmp_path / "slow"))
+    slow.fast_path = False
+    before = statements(store_dsn, collector_dsn)
+    assert slow._deliver(group(T0 + timedelta(minutes=1)))
+    per_batch = statements(store_dsn, collector_dsn) - before
+    assert per_batch >= fast + 2 * len(batches)
+
+
+def test_delivering_the_same_group_twice_stores_nothing_the_second_time(store_dsn, collector_dsn, tmp_path):
+    batches = group()
+    delivery = Delivery(collector_dsn, Spool(tmp_path))
+    assert delivery._deliver(batches)
+    first_samples, first_ledger = stored_samples(store_dsn), ledger(store_dsn)
+    assert delivery._deliver(group())
+    assert stored_samples(store_dsn) == first_samples == expected_samples(batches)
+    assert ledger(store_dsn) == first_ledger
+    assert delivery.refused_groups == 0 and not list(tmp_path.glob("rejected/*"))
+    with psycopg.connect(collector_dsn, autocommit=True) as conn:
+        assert Sink(conn).deliver_group(group()) == 0  # nothing stored, by the function's count
+
+
+def test_the_same_snapshot_twice_in_one_group_is_stored_once(store_dsn, collector_dsn):
+    first = samples_batch("d1", "host", T0, 4, value=1.0, databases=[(16384, "first")])
+    again = samples_batch("d1", "host", T0, 4, value=100.0, databases=[(16384, "again")])
+    other = samples_batch("d1", "host", T0 + timedelta(seconds=10), 2, databases=[(16384, "renamed")])
+    with psycopg.connect(collector_dsn, autocommit=True) as conn:
+        assert Sink(conn).deliver_group([first, again, other]) == 6
+    with psycopg.connect(store_dsn) as conn:
+        values = [r[0] for r in conn.execute(
+            "SELECT value FROM pganalytics.samples WHERE ts = %s ORDER BY value", (T0,))]
+        assert conn.execute("SELECT datname FROM pganalytics.databases").fetchall() == [("renamed",)]
+    assert values == [1.0, 2.0, 3.0, 4.0]  # the first copy, once
+    assert ledger(store_dsn) == {("d1", "host"): (2, 6)}
+
+
+@pytest.mark.parametrize("bad", [
+    SamplesBatch("d2", "Bad Source", T0, [("x_value", {}, "gauge", 1.0)]),
+    SamplesBatch("not-registered", "host", T0, [("x_value", {}, "gauge", 1.0)]),
+    RowsBatch("d3", "settings", T0, [{"setting": "no name"}]),
+], ids=["bad-source", "unknown-instance", "bad-rows"])
+def test_a_refused_batch_is_set_aside_and_the_rest_of_the_group_lands(store_dsn, collector_dsn, tmp_path, bad):
+    batches = group()
+    batches.insert(7, bad)
+    delivery = Delivery(collector_dsn, Spool(tmp_path))
+    assert delivery._deliver(batches)
+    assert delivery.refused_groups == 1 and delivery.delivered == len(batches)
+    rejected = sorted(tmp_path.glob("rejected/*.reason"))
+    assert len(rejected) == 1
+    assert ("lower-case identifier" in rejected[0].read_text() if bad.source == "Bad Source" else
+            "not registered" in rejected[0].read_text() if bad.instance == "not-registered" else
+            "needs a \"name\"" in rejected[0].read_text())
+    # Every other batch landed, with series created after the rolled-back first try.
+    good = [b for b in batches if b is not bad]
+    assert stored_samples(store_dsn) == expected_samples(good)
+    assert sum(n for n, _ in ledger(store_dsn).values()) == len(good)
+    # The next group takes the fast path again, on the same connection.
+    assert delivery._deliver(group(T0 + timedelta(minutes=1)))
+    assert delivery.refused_groups == 1
+    assert sum(n for n, _ in ledger(store_dsn).values()) == len(good) + 15
+
+
+def test_a_lost_store_connection_spools_the_group_and_rejects_nothing(store_dsn, collector_dsn, tmp_path):
+    spool = Spool(tmp_path)
+    delivery = Delivery(collector_dsn, spool, retry_s=0)
+    assert delivery._deliver(group())
+    with psycopg.connect(store_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    later = group(T0 + timedelta(minutes=1))
+    assert not delivery._deliver(later)  # the caller spools it
+    assert delivery.delivered == 15 and delivery.refused_groups == 0
+    assert not list(tmp_path.glob("rejected/*"))
+    assert delivery._deliver(later)  # a new connection: series and staging learned again
+    assert stored_samples(store_dsn) == {k: 2 * v for k, v in expected_samples(later).items()}

@@ -139,6 +139,8 @@ def test_texts_of_a_failed_cycle_are_sent_again(target_dsn):
     assert len(kills) == 2  # retried once on a new connection, which failed too
     assert not failed.up and "lost the connection" in failed.error
     assert not memory.get("known_texts")  # nothing of the failed cycle counts as sent
+    with psycopg.connect(target_dsn, autocommit=True) as conn:  # present, even if evicted since
+        conn.execute("SELECT 12345 AS session_text_marker")
     with session.lock:
         sent = run_cycle("t", target_dsn, frozenset({"fast"}), memory=memory, session=session)
         again = run_cycle("t", target_dsn, frozenset({"fast"}), memory=memory, session=session)

@@ -70,7 +70,7 @@ class Collector:
         # Cycles and wait-event ticks on separate pools: a slow cycle never starves the 1 s
         # ticks of other targets, and a burst of ticks never delays a cycle.
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="pganalytics-target")
-        self._tick_pool = ThreadPoolExecutor(max(2, config.workers // 2),
+        self._tick_pool = ThreadPoolExecutor(max(4, config.workers),
                                              thread_name_prefix="pganalytics-tick")
         # (due, seq, state, kind): at most one "cycle" and one "tick" event per target
         self._events: list[tuple[float, int, TargetState, str]] = []

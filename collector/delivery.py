@@ -155,8 +155,8 @@ class Delivery:
 
     def _replay(self) -> None:
         while (head := self.spool.oldest()) is not None:
-            path, batch = head
-            if not self._deliver([batch]):
+            path, batches = head  # one spooled group, delivered as a group again
+            if not self._deliver(batches):
                 return
             self.spool.ack(path)
 
@@ -182,8 +182,7 @@ class Delivery:
             if len(self.spool):
                 self._replay()
             if batches and (len(self.spool) or not self._deliver(batches)):
-                for batch in batches:
-                    self.spool.put(batch)
+                self.spool.put_many(batches)
             if self._stop.is_set() and self.inbox.empty():
                 break
         if self._sink is not None:

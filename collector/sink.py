@@ -84,7 +84,14 @@ class Sink:
         """Series ids for the (metric, labels) of each (instance id, samples): from the cache,
         asking the store once for all new ones. The cache key is a sorted label tuple (a hot
         path: thousands per cycle)."""
-        keys = [[(iid, m, tuple(sorted(l.items()))) for m, l, _, _ in samples] for iid, samples in keyed]
+        sorted_labels: dict[int, tuple] = {}  # by id(): a row's samples share one labels dict
+
+        def label_key(labels: dict) -> tuple:
+            key = sorted_labels.get(id(labels))
+            if key is None:
+                key = sorted_labels[id(labels)] = tuple(sorted(labels.items()))
+            return key
+        keys = [[(iid, m, label_key(l)) for m, l, _, _ in samples] for iid, samples in keyed]
         missing = {}
         for (iid, samples), batch_keys in zip(keyed, keys):
             for key, (m, l, k, _) in zip(batch_keys, samples):
@@ -119,17 +126,49 @@ class Sink:
         raise TypeError(f"not a batch: {type(batch).__name__}")
 
     def deliver_group(self, batches: list) -> int:
-        """Deliver many batches in the caller's transaction without a savepoint each: every
-        SamplesBatch together (one COPY, one call), then the others in their order. Samples
-        going first changes nothing (each snapshot stands alone); query_stats and row
+        """Deliver many batches in the caller's transaction without a savepoint each, in a
+        handful of round trips whatever the group's size: every sample in one COPY, every
+        pg_stat_statements snapshot in one COPY, then every SQL call sent at once in a
+        pipeline (one round trip; psycopg pipeline mode). Round trips, not SQL, are what a
+        single writer waits on, and each one also waits for the collector's GIL and the CPU.
+        Samples going first changes nothing (each snapshot stands alone); query_stats and row
         batches, whose order matters (deltas, history), keep theirs. Any error leaves the
         transaction to be rolled back as a whole. Returns rows stored."""
-        self._resolve_instances(b.instance for b in batches)
-        stored = self.deliver_samples_many([b for b in batches if isinstance(b, SamplesBatch)], savepoint=False)
-        for batch in batches:
-            if not isinstance(batch, SamplesBatch):
-                stored += self._deliver_one(batch, savepoint=False)
-        return stored
+        iids = self._resolve_instances(b.instance for b in batches)
+        samples = [b for b in batches if isinstance(b, SamplesBatch) and b.samples]
+        stats = [b for b in batches if isinstance(b, QueryStatsBatch)]
+        rows = [b for b in batches if isinstance(b, RowsBatch)]
+        calls = [self._rows_call(b) for b in rows]  # validates source names first
+        if any(not isinstance(b, (SamplesBatch, QueryStatsBatch, RowsBatch)) for b in batches):
+            raise TypeError("not a batch: " + ", ".join(sorted({type(b).__name__ for b in batches})))
+        with self.transaction(savepoint=False), self.conn.cursor() as cur:
+            self._open_staging(cur)
+            samples_call = self._stage_samples(cur, samples, iids) if samples else None
+            if stats:
+                with cur.copy(f"COPY stage_query_stats_many ({pgss.STAGE_COLUMNS}, batch_no) FROM STDIN") as copy:
+                    for no, batch in enumerate(stats):
+                        # text COPY: a raw newline only ends a row (data newlines are escaped)
+                        copy.write(batch.copy_data.replace(b"\n", b"\t%d\n" % no))
+            texts = [(no, q, t) for no, b in enumerate(stats) for q, t in b.texts]
+            results = []
+            with self.conn.pipeline():
+                if samples_call:
+                    results.append(self.conn.execute(*samples_call))
+                if texts:
+                    nos, ids, qs = zip(*texts)
+                    self.conn.execute(
+                        "UPDATE stage_query_stats_many s SET query = t.query "
+                        "FROM unnest(%s::int[], %s::bigint[], %s::text[]) AS t(batch_no, queryid, query) "
+                        "WHERE s.batch_no = t.batch_no AND s.queryid = t.queryid",
+                        (list(nos), list(ids), list(qs)))
+                for no, batch in enumerate(stats):
+                    results.append(self.conn.execute(
+                        "SELECT pganalytics.ingest_query_stats_staged(%s, %s, %s, %s, %s)",
+                        (no, iids[batch.instance], batch.collected_at, batch.dealloc, batch.stats_reset)))
+                for batch, call in zip(rows, calls):
+                    results.append(self.conn.execute(call, (iids[batch.instance], batch.collected_at,
+                                                            Jsonb(batch.rows))))
+            return sum(r.fetchone()[0] for r in results)
 
     def deliver_query_stats(self, batch: QueryStatsBatch, savepoint: bool = True) -> int:
         """Returns the number of entries merged (0 when the batch was already delivered)."""
@@ -180,27 +219,35 @@ class Sink:
             return 0
         iids = self._resolve_instances(b.instance for b in batches)
         with self.transaction(savepoint), self.conn.cursor() as cur:
-            ids = self._series_ids([(iids[b.instance], b.samples) for b in batches])
             self._open_staging(cur)
-            with cur.copy("COPY stage_samples (batch_no, series_id, value) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int4", "int4", "float8"])
-                for no, (batch, batch_ids) in enumerate(zip(batches, ids)):
-                    for sid, sample in zip(batch_ids, batch.samples):
-                        copy.write_row((no, sid, sample[3]))
-            dbs = [(no, datid, datname) for no, b in enumerate(batches) for datid, datname in b.databases]
-            db_nos, datids, datnames = (list(c) for c in zip(*dbs)) if dbs else ([], [], [])
-            cur.execute("SELECT pganalytics.ingest_samples(%s::int[], %s::int[], %s::text[], %s::timestamptz[], "
-                        "%s::int[], %s::oid[], %s::text[])",
-                        (list(range(len(batches))), [iids[b.instance] for b in batches],
-                         [b.source for b in batches], [b.collected_at for b in batches],
-                         db_nos, datids, datnames))
-            return cur.fetchone()[0]
+            return cur.execute(*self._stage_samples(cur, batches, iids)).fetchone()[0]
+
+    def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int]) -> tuple:
+        """COPY the batches' samples into stage_samples; returns the ingest_samples() call
+        (query, params) that stores them."""
+        ids = self._series_ids([(iids[b.instance], b.samples) for b in batches])
+        with cur.copy("COPY stage_samples (batch_no, series_id, value) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "int4", "float8"])
+            for no, (batch, batch_ids) in enumerate(zip(batches, ids)):
+                for sid, sample in zip(batch_ids, batch.samples):
+                    copy.write_row((no, sid, sample[3]))
+        dbs = [(no, datid, datname) for no, b in enumerate(batches) for datid, datname in b.databases]
+        db_nos, datids, datnames = (list(c) for c in zip(*dbs)) if dbs else ([], [], [])
+        return ("SELECT pganalytics.ingest_samples(%s::int[], %s::int[], %s::text[], %s::timestamptz[], "
+                "%s::int[], %s::oid[], %s::text[])",
+                (list(range(len(batches))), [iids[b.instance] for b in batches],
+                 [b.source for b in batches], [b.collected_at for b in batches],
+                 db_nos, datids, datnames))
+
+    @staticmethod
+    def _rows_call(batch: RowsBatch) -> sql.Composed:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,50}", batch.source):
+            raise ValueError(f"bad source name {batch.source!r}")
+        return sql.SQL("SELECT pganalytics.{}(%s, %s, %s)").format(sql.Identifier(f"ingest_{batch.source}"))
 
     def deliver_rows(self, batch: RowsBatch, savepoint: bool = True) -> int:
         """One call to pganalytics.ingest_<source>(); it returns 0 for an already delivered batch."""
-        if not re.fullmatch(r"[a-z][a-z0-9_]{0,50}", batch.source):
-            raise ValueError(f"bad source name {batch.source!r}")
+        call = self._rows_call(batch)
         iid = self.instance_id(batch.instance)
-        call = sql.SQL("SELECT pganalytics.{}(%s, %s, %s)").format(sql.Identifier(f"ingest_{batch.source}"))
         with self.transaction(savepoint):
             return self.conn.execute(call, (iid, batch.collected_at, Jsonb(batch.rows))).fetchone()[0]

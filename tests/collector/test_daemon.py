@@ -276,3 +276,30 @@ def test_a_refused_batch_is_set_aside_and_the_rest_of_its_group_lands(store_dsn,
     assert len(reasons) == 1 and "needs a \"name\"" in reasons[0]
     with psycopg.connect(store_dsn) as conn:
         assert conn.execute("SELECT source FROM pganalytics.snapshots").fetchall() == [("availability",)]
+
+
+def test_two_snapshots_of_one_target_in_one_group_give_exact_deltas(store_dsn, target_dsn, tmp_path):
+    """A backlog (e.g. after an outage) delivers consecutive snapshots of one target in one
+    transaction, staged by one COPY: each is folded in order, against the one before."""
+    from pganalytics.collector.cycle import run_cycle
+    from pganalytics.collector.delivery import Delivery
+    from pganalytics.collector.spool import Spool
+
+    with psycopg.connect(store_dsn, autocommit=True) as conn:
+        conn.execute("SELECT pganalytics.register_instance('g', %s)", (target_dsn,))
+    memory: dict = {}
+    group = []
+    for runs in (0, 5, 3):
+        with psycopg.connect(target_dsn, autocommit=True) as conn:
+            for i in range(runs):
+                conn.execute(MARKER, (i,))
+        group += [b for b in run_cycle("g", target_dsn, frozenset({"fast"}), memory=memory).batches
+                  if b.source == "query_stats"]
+    delivery = Delivery(store_dsn, Spool(tmp_path))
+    assert delivery._deliver(group) and delivery.refused_groups == 0
+    with psycopg.connect(store_dsn) as conn:
+        calls = [r[0] for r in conn.execute(
+            "SELECT d.calls FROM pganalytics.query_stat_deltas d "
+            "JOIN pganalytics.query_texts t USING (instance_id, queryid) "
+            "WHERE t.query LIKE 'SELECT count(*) FROM pga_marker%' ORDER BY d.collected_at")]
+    assert calls == [5, 3]

@@ -130,3 +130,20 @@ def test_pg18_merges_with_returning_old(store_conn):
     check it gives the same results."""
     src = store_conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'merge_query_stats'").fetchone()[0]
     assert "old.calls AS o_calls" in src
+
+
+def test_staged_group_input_errors_are_clear(store_conn):
+    iid = register(store_conn)
+    with pytest.raises(psycopg.errors.RaiseException, match="batch_no must not be null"):
+        store_conn.execute("SELECT pganalytics.ingest_query_stats_staged(NULL, %s, %s)", (iid, at(0)))
+    store_conn.rollback()
+    if store_conn.execute("SELECT to_regclass('pg_temp.stage_query_stats_many')").fetchone()[0] is None:
+        with pytest.raises(psycopg.errors.RaiseException, match="nothing staged in this session"):
+            store_conn.execute("SELECT pganalytics.ingest_query_stats_staged(0, %s, %s)", (iid, at(0)))
+        store_conn.rollback()
+    store_conn.execute("SELECT pganalytics.open_staging()")
+    # a batch_no with no staged rows is an empty snapshot: recorded, nothing merged
+    assert store_conn.execute("SELECT pganalytics.ingest_query_stats_staged(7, %s, %s)",
+                              (iid, at(0))).fetchone()[0] == 0
+    assert store_conn.execute("SELECT count(*) FROM pganalytics.snapshots WHERE source = 'query_stats'"
+                              ).fetchone()[0] == 1

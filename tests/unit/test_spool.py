@@ -33,20 +33,53 @@ def test_fifo_order_survives_reopen(tmp_path):
     reopened = Spool(tmp_path)
     got = []
     while (head := reopened.oldest()) is not None:
-        got.append(head[1])
+        got += head[1]
         reopened.ack(head[0])
     assert got == batches() and len(reopened) == 0 and reopened.bytes == 0
 
 
+def test_a_group_is_one_segment_and_comes_back_as_one(tmp_path):
+    spool = Spool(tmp_path)
+    spool.put_many(batches())
+    spool.put(batches()[0])
+    assert len(spool) == 4 and len(list(tmp_path.glob("*.seg"))) == 2
+    reopened = Spool(tmp_path)
+    assert len(reopened) == 4 and reopened.bytes == spool.bytes
+    path, group = reopened.oldest()
+    assert group == batches()
+    reopened.ack(path)
+    assert reopened.oldest()[1] == [batches()[0]] and len(reopened) == 1
+
+
+def test_a_truncated_segment_is_an_error_not_a_short_group(tmp_path):
+    spool = Spool(tmp_path)
+    spool.put_many(batches())
+    seg = next(tmp_path.glob("*.seg"))
+    seg.write_bytes(seg.read_bytes()[:-5])
+    with pytest.raises(ValueError, match="truncated"):
+        Spool(tmp_path).oldest()
+
+
+def test_legacy_single_batch_files_are_replayed_first(tmp_path):
+    (tmp_path / "0000000000000003.batch").write_bytes(codec.encode(batches()[2]))
+    spool = Spool(tmp_path)
+    spool.put_many(batches()[:2])
+    got = []
+    while (head := spool.oldest()) is not None:
+        got += head[1]
+        spool.ack(head[0])
+    assert got == [batches()[2], *batches()[:2]]
+
+
 def test_bound_drops_oldest_and_counts(tmp_path):
-    one = len(codec.encode(batches()[1]))
+    one = len(codec.encode(batches()[1])) + 8  # + the record's length prefix
     spool = Spool(tmp_path, max_bytes=one * 2)
     for i in range(5):
         b = batches()[1]
         b.source = f"s{i}"
         spool.put(b)
     assert len(spool) == 2 and spool.dropped == 3
-    assert spool.oldest()[1].source == "s3"
+    assert spool.oldest()[1][0].source == "s3"
 
 
 def test_leftover_temp_file_is_removed(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import psycopg
 from psycopg import sql
@@ -151,7 +151,8 @@ class Sink:
                         copy.write(batch.copy_data.replace(b"\n", b"\t%d\n" % no))
             texts = [(no, q, t) for no, b in enumerate(stats) for q, t in b.texts]
             results = []
-            with self.conn.pipeline():
+            # libpq < 14 has no pipeline mode: the same calls then go one by one.
+            with self.conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
                 if samples_call:
                     results.append(self.conn.execute(*samples_call))
                 if texts:

@@ -119,6 +119,22 @@ def expected_samples(batches) -> dict:
     return out
 
 
+def test_without_pipeline_mode_a_group_lands_the_same(store_dsn, collector_dsn, tmp_path, monkeypatch):
+    """libpq < 14 (no pipeline mode): the group's calls go one by one, with the same result."""
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+
+    def no_pipeline(self):
+        raise AssertionError("pipeline mode used although libpq lacks it")
+    monkeypatch.setattr(psycopg.Connection, "pipeline", no_pipeline)
+    batches = group()
+    delivery = Delivery(collector_dsn, Spool(tmp_path))
+    assert delivery._deliver(batches) and delivery.refused_groups == 0
+    assert stored_samples(store_dsn) == expected_samples(batches)
+    with psycopg.connect(store_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pganalytics.query_stats").fetchone()[0] == 9
+        assert conn.execute("SELECT count(*) FROM pganalytics.snapshots").fetchone()[0] == 15
+
+
 def test_a_group_of_many_instances_and_sources_lands_in_a_few_statements(store_dsn, collector_dsn, tmp_path):
     batches = group()
     delivery = Delivery(collector_dsn, Spool(tmp_path))

@@ -29,6 +29,7 @@ class Sink:
         # gone, and an id from the cache is never checked again). Same for the staging tables.
         self._learned: list[tuple[int, str, tuple]] = []
         self._staging_open = False
+        self._loaded: set[int] = set()  # instances whose stored series are all in the cache
 
     # -- transactions whose rollback the caches follow ---------------------------------------
     @contextmanager
@@ -92,6 +93,7 @@ class Sink:
                 key = sorted_labels[id(labels)] = tuple(sorted(labels.items()))
             return key
         keys = [[(iid, m, label_key(l)) for m, l, _, _ in samples] for iid, samples in keyed]
+        self._load_known_series({iid for iid, _ in keyed})
         missing = {}
         for (iid, samples), batch_keys in zip(keyed, keys):
             for key, (m, l, k, _) in zip(batch_keys, samples):
@@ -109,6 +111,20 @@ class Sink:
                     self._series[key] = sid
                     self._learned.append(key)
         return [[self._series[key] for key in batch_keys] for batch_keys in keys]
+
+    def _load_known_series(self, iids: set[int]) -> None:
+        """The first time this connection delivers for an instance, cache all its series in
+        one query: after a restart or a store outage, a fleet's first cycles would otherwise
+        look up every series one by one in series_ids(). Rows already committed, so a
+        rollback of the current transaction leaves them valid."""
+        new = sorted(iids - self._loaded)
+        if not new:
+            return
+        for iid, metric, label_obj, sid in self.conn.execute(
+                "SELECT instance_id, metric, labels, series_id FROM pganalytics.known_series(%s::int[])",
+                (new,)):
+            self._series.setdefault((iid, metric, tuple(sorted(label_obj.items()))), sid)
+        self._loaded.update(new)
 
     # -- delivery --------------------------------------------------------------------------
     def deliver(self, batch) -> int:

@@ -41,14 +41,15 @@ def collector_dsn(store_dsn):
         conn.execute(f"DROP ROLE {role}")
 
 
-def statements(store_dsn: str, collector_dsn: str) -> int:
-    """Top-level statements the collector role has run in the store database so far."""
+def statements(store_dsn: str, collector_dsn: str, like: str = "%") -> int:
+    """Top-level statements (whose text is LIKE `like`) the collector role has run in the
+    store database so far."""
     role = psycopg.conninfo.conninfo_to_dict(collector_dsn)["options"].split()[1].split("=")[1]
     with psycopg.connect(store_dsn) as conn:
         return conn.execute(
             "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND userid = %s::regrole", (role,)).fetchone()[0]
+            "AND userid = %s::regrole AND query LIKE %s", (role, like)).fetchone()[0]
 
 
 def samples_batch(instance, source, at, n, value=1.0, databases=()):
@@ -153,11 +154,12 @@ def test_a_group_of_many_instances_and_sources_lands_in_a_few_statements(store_d
         assert conn.execute("SELECT count(*) FROM pganalytics.databases").fetchone()[0] == 6
         seen = {r[0] for r in conn.execute("SELECT last_seen_at FROM pganalytics.instances")}
     assert seen == {T0}
-    # BEGIN, instance ids, series ids, open_staging, COPY of every sample, COPY of every
-    # query_stats snapshot, COMMIT; then one pipeline (a single round trip) of ingest_samples,
-    # one texts UPDATE, one call per query_stats and per wait_samples batch. No savepoints,
-    # and the round trips do not grow with the group.
-    assert fast == 7 + 2 + 3 + 3
+    # BEGIN, instance ids, known series of these instances (none yet), series ids,
+    # open_staging, COPY of every sample, COPY of every query_stats snapshot, COMMIT; then one
+    # pipeline (a single round trip) of ingest_samples, one texts UPDATE, one call per
+    # query_stats and per wait_samples batch. No savepoints, and the round trips do not grow
+    # with the group.
+    assert fast == 8 + 2 + 3 + 3
 
     # The same cycles one batch at a time, as before: at least a savepoint and a release more
     # per batch, and every samples batch a COPY and a call of its own.
@@ -235,3 +237,26 @@ def test_a_lost_store_connection_spools_the_group_and_rejects_nothing(store_dsn,
     assert not list(tmp_path.glob("rejected/*"))
     assert delivery._deliver(later)  # a new connection: series and staging learned again
     assert stored_samples(store_dsn) == {k: 2 * v for k, v in expected_samples(later).items()}
+
+
+def test_a_new_store_connection_loads_the_known_series_in_one_query(store_dsn, collector_dsn, tmp_path):
+    """After a collector restart or a store outage (a new connection, an empty cache), the
+    series already stored are loaded at once, not looked up one by one."""
+    first, later = group(T0), group(T0 + timedelta(seconds=60))
+    assert Delivery(collector_dsn, Spool(tmp_path / "a"))._deliver(first)
+    lookups = statements(store_dsn, collector_dsn, "%series_ids%")
+    loads = statements(store_dsn, collector_dsn, "%known_series%")
+    restarted = Delivery(collector_dsn, Spool(tmp_path / "b"))
+    assert restarted._deliver(later) and restarted.refused_groups == 0
+    assert statements(store_dsn, collector_dsn, "%series_ids%") == lookups  # none
+    assert statements(store_dsn, collector_dsn, "%known_series%") == loads + 1
+    assert stored_samples(store_dsn) == expected_samples(first + later)
+    # a series the store has never seen is still created on the way
+    extra = samples_batch(INSTANCES[0], "host", T0 + timedelta(seconds=120), 2, value=7.0)
+    extra.samples.append(("brand_new_metric", {}, "gauge", 1.0))
+    assert restarted._deliver([extra])
+    assert statements(store_dsn, collector_dsn, "%series_ids%") == lookups + 1
+    with psycopg.connect(store_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pganalytics.samples x JOIN pganalytics.series s "
+                            "USING (instance_id, series_id) WHERE s.metric = 'brand_new_metric'"
+                            ).fetchone()[0] == 1

@@ -206,7 +206,7 @@ class BenchCollector(Collector):
 
         def counting_put(item):
             with self._put_lock:
-                self.batches_put += len(item) if isinstance(item, list) else 1
+                self.batches_put += len(item)
             put(item)
 
         def timed_deliver(batches):

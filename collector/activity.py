@@ -80,14 +80,13 @@ class ActivitySampler:
     """Samples pg_stat_activity on `conn` (autocommit; not thread-safe). `conn` may be
     replaced between calls, or be None until the first use.
 
-    tick_timeout_ms, when given, becomes the connection's statement_timeout (a tick that
-    cannot finish in time is dropped, not counted); the daemon leaves the target connection's
-    guard timeout. lock_waits() runs under chains_timeout_ms.
+    A tick runs under the connection's guard statement_timeout (target.GUARD_OPTIONS): one
+    that cannot finish in time fails and is not counted. lock_waits() runs under
+    chains_timeout_ms.
     """
 
     def __init__(self, conn: psycopg.Connection | None, instance: str, *,
-                 idle_xact_threshold_s: float = 60.0, tick_timeout_ms: int | None = None,
-                 chains_timeout_ms: int = 5000):
+                 idle_xact_threshold_s: float = 60.0, chains_timeout_ms: int = 5000):
         if conn is not None and not conn.autocommit:
             raise ValueError("ActivitySampler needs an autocommit connection: inside one "
                              "transaction pg_stat_activity would not change between ticks")
@@ -95,8 +94,6 @@ class ActivitySampler:
         self.instance = instance
         self.idle_xact_threshold_s = idle_xact_threshold_s
         self.chains_timeout_ms = int(chains_timeout_ms)
-        if conn is not None and tick_timeout_ms is not None:
-            conn.execute(f"SET statement_timeout = {int(tick_timeout_ms)}")
         self._counts: Counter[tuple] = Counter()
         self._ticks = 0
         self._since = time.monotonic()

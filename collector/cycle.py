@@ -3,6 +3,7 @@ be read and why. Produces batches; delivering them is the sink's job."""
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
@@ -70,14 +71,8 @@ def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: f
     report.batches.append(_availability(instance, now, True))
     known = memory.setdefault("known_texts", set())
     if with_query_stats and "fast" in cadences:
-        try:
+        with _unavailable_as(report, "pg_stat_statements"):
             report.batches.append(snapshot.query_stats(conn, instance, info, known))
-        except target.TargetError as exc:
-            report.unavailable["pg_stat_statements"] = _reason(exc)
-        except psycopg.OperationalError:
-            raise
-        except psycopg.Error as exc:
-            report.unavailable["pg_stat_statements"] = _reason(exc)
     if "fast" in cadences:
         host = memory.setdefault("host", HostSampler())
         host.check(conn)
@@ -85,45 +80,44 @@ def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: f
         if sampler is not None:  # wait-event counts since the last cycle, lock chains now
             waits = sampler.drain(now)
             report.batches += [waits] if waits.rows else []
-            try:
+            with _unavailable_as(report, "lock_waits"):
                 chains = sampler.lock_waits(now)
                 report.batches += [chains] if chains.rows else []
-            except psycopg.OperationalError:
-                raise
-            except psycopg.Error as exc:
-                report.unavailable["lock_waits"] = _reason(exc)
     if "slow" in cadences:
-        try:
+        with _unavailable_as(report, "pg_settings"):
             report.batches.append(snapshot.settings(conn, instance, now))
-        except psycopg.OperationalError:
-            raise
-        except psycopg.Error as exc:
-            report.unavailable["pg_settings"] = _reason(exc)
     for source in sources.ALL:
-        if source.cadence not in cadences:
-            continue
-        try:
-            report.batches.append(snapshot.sampled(conn, instance, source, info, now))
-        except target.TargetError as exc:
-            if isinstance(exc.__cause__, psycopg.OperationalError):
-                raise exc.__cause__
-            report.unavailable[source.name] = str(exc)
+        if source.cadence in cadences:
+            with _unavailable_as(report, source.name):
+                report.batches.append(snapshot.sampled(conn, instance, source, info, now))
     if with_query_stats and "slow" in cadences and "pg_stat_statements" not in report.unavailable:
-        try:
+        with _unavailable_as(report, "plans"):
             batch, skipped = plans.capture_plans(conn_ref, instance, conn=conn,
                                                  totals=memory.setdefault("plan_totals", {}))
             report.batches.append(batch)
             if skipped and not batch.rows:
                 report.unavailable["plans"] = f"no query could be planned (first reason: {skipped[0]})"
-        except psycopg.OperationalError:
-            raise
-        except (target.TargetError, psycopg.Error) as exc:
-            report.unavailable["plans"] = _reason(exc)
     # Only now, with the cycle complete: texts of a failed cycle are sent again next time.
     for batch in report.batches:
         if isinstance(batch, QueryStatsBatch):
             known.update(q for q, _ in batch.texts)
     return report
+
+
+@contextmanager
+def _unavailable_as(report: CycleReport, name: str):
+    """Record why `name` could not be read and go on with the cycle; a lost connection
+    (also when a source wrapped it in a TargetError) ends the cycle instead."""
+    try:
+        yield
+    except psycopg.OperationalError:
+        raise
+    except target.TargetError as exc:
+        if isinstance(exc.__cause__, psycopg.OperationalError):
+            raise exc.__cause__
+        report.unavailable[name] = _reason(exc)
+    except psycopg.Error as exc:
+        report.unavailable[name] = _reason(exc)
 
 
 def _down(instance: str, error: str) -> CycleReport:

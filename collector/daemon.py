@@ -2,9 +2,10 @@
 
 A scheduler loop keeps a heap of due events (a cycle and a wait-event tick per target) and
 hands them to two small thread pools (reading a target is I/O-bound); finished cycles put
-their batches on the delivery queue. Each target has one kept connection (TargetSession). A target that is down is recorded
-(pg_up = 0) and retried with exponential backoff. SIGTERM stops cleanly - no new cycles,
-running ones finish, everything queued is delivered or spooled; SIGHUP reloads the TOML file.
+their batches on the delivery queue. Each target has one kept connection (TargetSession).
+A target that is down is recorded (pg_up = 0) and retried with exponential backoff. SIGTERM
+stops cleanly - no new cycles, running ones finish, everything queued is delivered or
+spooled; SIGHUP reloads the TOML file.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class TargetState:
     running: Future | None = None
     cycles: int = 0
     memory: dict = field(default_factory=dict)
-    session: TargetSession | None = None  # the one kept connection (cycles + wait ticks)
+    session: TargetSession = field(init=False)  # the one kept connection (cycles + wait ticks)
     next_tick: float = 0.0
     ticking: Future | None = None
     tick_queued: bool = False  # a "tick" event of this target is in the heap

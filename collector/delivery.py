@@ -57,9 +57,9 @@ class Delivery:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, batch) -> None:
-        """Queue a batch, or a list of batches (e.g. one cycle's) to be delivered together."""
-        self.inbox.put(batch)
+    def put(self, batches: list) -> None:
+        """Queue batches (one cycle's) to be delivered together, in order."""
+        self.inbox.put(batches)
 
     def stop(self, timeout: float = 30) -> None:
         """Deliver or spool everything queued, then stop."""
@@ -166,13 +166,12 @@ class Delivery:
             first = self.inbox.get(timeout=0.2)
         except queue.Empty:
             return []
-        batches = list(first) if isinstance(first, list) else [first]
+        batches = list(first)
         while len(batches) < self.max_group:
             try:
-                more = self.inbox.get_nowait()
+                batches += self.inbox.get_nowait()
             except queue.Empty:
                 break
-            batches.extend(more if isinstance(more, list) else [more])
         return batches
 
     def _run(self) -> None:

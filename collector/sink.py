@@ -20,6 +20,11 @@ from . import pgss
 from .batch import QueryStatsBatch, RowsBatch, SamplesBatch
 
 
+def _label_key(labels: dict) -> tuple:
+    """Labels as part of the series cache key: the same whatever order the keys came in."""
+    return tuple(sorted(labels.items()))
+
+
 class Sink:
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
@@ -85,12 +90,12 @@ class Sink:
         """Series ids for the (metric, labels) of each (instance id, samples): from the cache,
         asking the store once for all new ones. The cache key is a sorted label tuple (a hot
         path: thousands per cycle)."""
-        sorted_labels: dict[int, tuple] = {}  # by id(): a row's samples share one labels dict
+        by_id: dict[int, tuple] = {}  # a row's samples share one labels dict: sort it once
 
         def label_key(labels: dict) -> tuple:
-            key = sorted_labels.get(id(labels))
+            key = by_id.get(id(labels))
             if key is None:
-                key = sorted_labels[id(labels)] = tuple(sorted(labels.items()))
+                key = by_id[id(labels)] = _label_key(labels)
             return key
         keys = [[(iid, m, label_key(l)) for m, l, _, _ in samples] for iid, samples in keyed]
         self._load_known_series({iid for iid, _ in keyed})
@@ -106,7 +111,7 @@ class Sink:
                 "FROM pganalytics.series_ids(%s::int[], %s::text[], %s::jsonb[], %s::text[])",
                 (list(iids), list(metrics), list(labels), list(kinds))).fetchall()
             for iid, metric, label_obj, sid in rows:
-                key = (iid, metric, tuple(sorted(label_obj.items())))
+                key = (iid, metric, _label_key(label_obj))
                 if key not in self._series:
                     self._series[key] = sid
                     self._learned.append(key)
@@ -123,7 +128,7 @@ class Sink:
         for iid, metric, label_obj, sid in self.conn.execute(
                 "SELECT instance_id, metric, labels, series_id FROM pganalytics.known_series(%s::int[])",
                 (new,)):
-            self._series.setdefault((iid, metric, tuple(sorted(label_obj.items()))), sid)
+            self._series.setdefault((iid, metric, _label_key(label_obj)), sid)
         self._loaded.update(new)
 
     # -- delivery --------------------------------------------------------------------------
@@ -150,13 +155,13 @@ class Sink:
         Samples going first changes nothing (each snapshot stands alone); query_stats and row
         batches, whose order matters (deltas, history), keep theirs. Any error leaves the
         transaction to be rolled back as a whole. Returns rows stored."""
-        iids = self._resolve_instances(b.instance for b in batches)
+        if any(not isinstance(b, (SamplesBatch, QueryStatsBatch, RowsBatch)) for b in batches):
+            raise TypeError("not a batch: " + ", ".join(sorted({type(b).__name__ for b in batches})))
         samples = [b for b in batches if isinstance(b, SamplesBatch) and b.samples]
         stats = [b for b in batches if isinstance(b, QueryStatsBatch)]
         rows = [b for b in batches if isinstance(b, RowsBatch)]
         calls = [self._rows_call(b) for b in rows]  # validates source names first
-        if any(not isinstance(b, (SamplesBatch, QueryStatsBatch, RowsBatch)) for b in batches):
-            raise TypeError("not a batch: " + ", ".join(sorted({type(b).__name__ for b in batches})))
+        iids = self._resolve_instances(b.instance for b in batches)
         with self.transaction(savepoint=False), self.conn.cursor() as cur:
             self._open_staging(cur)
             samples_call = self._stage_samples(cur, samples, iids) if samples else None
@@ -227,17 +232,6 @@ class Sink:
                 for sid, sample in zip(ids, batch.samples):
                     copy.write_row((iid, sid, batch.collected_at, sample[3]))
             return len(ids)
-
-    def deliver_samples_many(self, batches: list[SamplesBatch], savepoint: bool = True) -> int:
-        """Every sample of these batches in ONE COPY and ONE call of pganalytics.ingest_samples(),
-        which skips snapshots already stored. Returns the samples stored."""
-        batches = [b for b in batches if b.samples]
-        if not batches:
-            return 0
-        iids = self._resolve_instances(b.instance for b in batches)
-        with self.transaction(savepoint), self.conn.cursor() as cur:
-            self._open_staging(cur)
-            return cur.execute(*self._stage_samples(cur, batches, iids)).fetchone()[0]
 
     def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int]) -> tuple:
         """COPY the batches' samples into stage_samples; returns the ingest_samples() call

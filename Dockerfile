@@ -30,11 +30,13 @@ RUN apt-get update \
         python3-numpy python3-venv \
  && rm -rf /var/lib/apt/lists/*
 
-# The app in its own venv, with the exact versions of requirements.lock.
+# The app in its own venv, with the exact versions of requirements.lock (a regular, not
+# editable, install: setup.py finds every package; tests/packaging_tests checks the wheel).
 COPY . /src
 RUN python3 -m venv /opt/pganalytics \
  && /opt/pganalytics/bin/pip install --no-cache-dir -c /src/requirements.lock /src \
  && /opt/pganalytics/bin/pganalytics --help >/dev/null \
+ && /opt/pganalytics/bin/python -c 'import pganalytics.collector.daemon, pganalytics.collector.sources, pganalytics.gateway.app' \
  && useradd --system --create-home --home-dir /var/lib/pganalytics --shell /usr/sbin/nologin pganalytics
 
 RUN printf '%s\n' \

@@ -32,7 +32,7 @@ command -v npm >/dev/null || apt_install npm
 echo "setup: PostgreSQL $major with plpython3u, numpy, pgTAP, hypopg"
 
 stamp=.venv/.pganalytics-setup
-want=$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.lock pyproject.toml setup.py | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     python3 -m venv .venv
     # pip's build warnings go to a log; it is shown only if the install fails.

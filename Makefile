@@ -1,5 +1,5 @@
 # The two commands of the README, plus helpers. Each installs what it needs first.
-.PHONY: setup test test-default test-17 test-18 demo bench clean
+.PHONY: setup lint test test-default test-17 test-18 demo bench clean
 
 setup:
 	@scripts/setup.sh
@@ -8,7 +8,15 @@ setup:
 # (Debian trixie/sid chroots, built once into .cache/).
 test: test-default test-17 test-18
 
-test-default: setup
+# Static checks, run once before the tests: ruff; mypy over the installed layout (see
+# scripts/typecheck); pgspot over every SQL file (PGSPOT: the store's security checks).
+PGSPOT ?= @echo "lint: pgspot not wired in yet"
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/python scripts/typecheck
+	$(PGSPOT)
+
+test-default: setup lint
 	.venv/bin/python -m pytest
 
 test-17 test-18: test-%: setup

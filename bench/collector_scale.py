@@ -73,8 +73,8 @@ from collector_cost import cluster_cpu_s  # noqa: E402
 
 from pganalytics import localpg, store  # noqa: E402
 from pganalytics.collector import config as cfg  # noqa: E402
-from pganalytics.collector import sources  # noqa: E402
 from pganalytics.collector import delivery as delivery_mod  # noqa: E402
+from pganalytics.collector import sources  # noqa: E402
 from pganalytics.collector.daemon import Collector  # noqa: E402
 from pganalytics.collector.sink import Sink  # noqa: E402
 

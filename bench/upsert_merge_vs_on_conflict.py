@@ -51,7 +51,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pganalytics import localpg
+from pganalytics import localpg  # noqa: E402 - importable only after the sys.path line above
 
 INGEST_SQL = ROOT / "sql" / "ingest" / "merge_query_stats.sql"
 KEY = ["dbid", "userid", "queryid", "toplevel"]
@@ -450,7 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-knobs", action="store_true", help="skip the knob table")
     ap.add_argument("--out", help="JSON results path (default bench/results/upsert-pgNN.json)")
     args = ap.parse_args(argv)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
     started = time.perf_counter()
     load_before = os.getloadavg()
     cluster = None
@@ -555,7 +558,9 @@ def bench(conn: psycopg.Connection, args, log) -> dict:
     knob_runs: list[dict] = []
     knobs: dict = {}
     if not args.no_knobs:
-        shape = lambda cfg: (cfg["fillfactor"], cfg["layout"])
+        def shape(cfg):
+            return cfg["fillfactor"], cfg["layout"]
+
         cfgs = {n: TUNED | ch for n, ch in KNOBS.items()}
         # Knobs on the tuned table shape (and the tuned row itself, measured again here) are
         # interleaved rep by rep, so drift of this noisy machine hits them alike; knobs that

@@ -105,7 +105,7 @@ class ActivitySampler:
     def tick(self) -> int:
         """Take one sample; returns the number of backends counted. Errors propagate and the
         tick is not counted (the caller may reconnect and build a new sampler)."""
-        rows = self.conn.execute(TICK_SQL).fetchall()
+        rows = self._conn().execute(TICK_SQL).fetchall()
         for *key, n in rows:
             self._counts[tuple(key)] += n
         self._ticks += 1
@@ -127,20 +127,28 @@ class ActivitySampler:
 
     def lock_waits(self, collected_at: datetime | None = None) -> RowsBatch:
         """Lock waiters with their blocking chains, and long idle-in-transaction sessions."""
-        with self.conn.transaction():
-            self.conn.execute(f"SET LOCAL statement_timeout = {self.chains_timeout_ms}")
+        conn = self._conn()
+        with conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {self.chains_timeout_ms}")
             if collected_at is None:
                 collected_at = self._target_now()
             threshold = float(self.idle_xact_threshold_s)
-            with self.conn.cursor(row_factory=dict_row) as cur:
+            with conn.cursor(row_factory=dict_row) as cur:
                 backends = cur.execute(LOCKS_SQL, (threshold, threshold)).fetchall()
             waiters = {b["pid"]: b for b in backends if b["blocking_pids"] is not None}
-            waited = dict(self.conn.execute(WAITSTART_SQL, (list(waiters),)).fetchall()) if waiters else {}
+            waited: dict[int, float] = dict(conn.execute(WAITSTART_SQL, (list(waiters),)).fetchall()) if waiters else {}
         return RowsBatch(self.instance, "lock_waits", collected_at,
                          lock_rows(backends, waited) + idle_rows(backends))
 
+    def _conn(self) -> psycopg.Connection:
+        if self.conn is None:
+            raise RuntimeError("ActivitySampler used before it was given a connection")
+        return self.conn
+
     def _target_now(self) -> datetime:
-        return self.conn.execute("SELECT statement_timestamp()").fetchone()[0]
+        row = self._conn().execute("SELECT statement_timestamp()").fetchone()
+        assert row is not None  # a SELECT without FROM returns one row
+        return row[0]
 
 
 def chain_roots(pid: int, blockers: dict[int, list[int]]) -> tuple[list[int], int | None]:

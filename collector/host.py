@@ -161,6 +161,8 @@ class HostSampler:
                 out.append((metric, {}, "gauge", float(mem[field])))
         if (loadavg := self._read("loadavg")) is not None:
             out += [(f"host_load{n}", {}, "gauge", v) for n, v in zip((1, 5, 15), parse_loadavg(loadavg))]
+        assert self.data_directory is not None  # set whenever reason is None (_locate)
+        sizes: tuple[int, ...]
         try:
             sizes = disk_usage(os.statvfs(self.data_directory))
         except OSError:

@@ -38,8 +38,8 @@ class Metrics:
         lines = ["# HELP pganalytics_gateway_requests_total HTTP requests served.",
                  "# TYPE pganalytics_gateway_requests_total counter"]
         for (method, route, status), n in sorted(self.requests.items()):
-            lines.append("pganalytics_gateway_requests_total{method=%s,route=%s,status=\"%d\"} %d"
-                         % (_label(method), _label(route), status, n))
+            lines.append(f"pganalytics_gateway_requests_total{{method={_label(method)},"
+                         f'route={_label(route)},status="{status:d}"}} {n:d}')
         lines += ["# HELP pganalytics_gateway_store_up 1 if the store answered the last attempt.",
                   "# TYPE pganalytics_gateway_store_up gauge",
                   f"pganalytics_gateway_store_up {int(self.store_up)}"]

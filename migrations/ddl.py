@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
 
 from alembic import op
 
@@ -18,8 +19,15 @@ def schema_files(revision: str) -> list[tuple[str, str]]:
             for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".sql")]
 
 
+def driver_connection() -> Any:
+    """The psycopg connection under Alembic's (which SQLAlchemy types as Optional)."""
+    conn = op.get_bind().connection.driver_connection
+    assert conn is not None  # the connection a migration runs on is open
+    return conn
+
+
 def execute(sql: str) -> None:
-    with op.get_bind().connection.driver_connection.cursor() as cur:
+    with driver_connection().cursor() as cur:
         cur.execute(sql)
 
 

@@ -57,8 +57,8 @@ def _try_plpython(conn: psycopg.Connection, installed: bool, package: str) -> No
     except psycopg.Error as exc:
         detail = exc.diag.message_primary or str(exc)
         if "numpy" in detail:
-            raise StoreError(f"the store server's Python cannot import numpy: install it on the "
-                             f"database host (Debian: apt-get install python3-numpy)") from exc
+            raise StoreError("the store server's Python cannot import numpy: install it on the "
+                             "database host (Debian: apt-get install python3-numpy)") from exc
         raise StoreError(f"plpython3u does not load on the store server ({detail}): install the "
                          f"distribution's PL/Python (Debian: apt-get install {package})") from exc
 
@@ -76,7 +76,9 @@ def head_revision() -> str:
     """The newest revision this code knows (what `install` brings a store to)."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert head is not None  # migrations/versions is never empty
+    return head
 
 
 def upgrade(dsn: str, revision: str = "head") -> None:
@@ -101,7 +103,7 @@ def current_revision(dsn: str) -> str | None:
     with connect(dsn) as conn:
         row = conn.execute(
             "SELECT to_regclass('public.alembic_version') IS NOT NULL").fetchone()
-        if not row[0]:
+        if not row or not row[0]:
             return None
         row = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
         return row[0] if row else None

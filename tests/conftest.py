@@ -87,6 +87,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def server_dsn() -> str:
+    assert _server_dsn is not None  # set by pytest_configure
     return _server_dsn
 
 
@@ -98,7 +99,7 @@ def server_version() -> int:
 def dsn_with_db(dsn: str, dbname: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(dsn)
     params["dbname"] = dbname
-    return psycopg.conninfo.make_conninfo(**params)
+    return psycopg.conninfo.make_conninfo("", **params)
 
 
 class Databases:

@@ -2,7 +2,6 @@
 twice; a target outage is recorded and retried; SIGTERM stops cleanly; SIGHUP reloads."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -162,7 +161,7 @@ def test_daemon_samples_wait_events_between_cycles(store_dsn, target_dsn, tmp_pa
                          "targets": [{"name": "w", "conn": target_dsn}]})
     collector = Collector(conf)
     runner = threading.Thread(target=collector.run)
-    with psycopg.connect(target_dsn, autocommit=True) as busy:
+    with psycopg.connect(target_dsn, autocommit=True):
         runner.start()
         stop = threading.Event()
 

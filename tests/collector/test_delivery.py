@@ -44,7 +44,7 @@ def collector_dsn(store_dsn):
 def statements(store_dsn: str, collector_dsn: str, like: str = "%") -> int:
     """Top-level statements (whose text is LIKE `like`) the collector role has run in the
     store database so far."""
-    role = psycopg.conninfo.conninfo_to_dict(collector_dsn)["options"].split()[1].split("=")[1]
+    role = str(psycopg.conninfo.conninfo_to_dict(collector_dsn)["options"]).split()[1].split("=")[1]
     with psycopg.connect(store_dsn) as conn:
         return conn.execute(
             "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "

@@ -14,9 +14,9 @@ from pganalytics.collector import config
 from pganalytics.collector.batch import QueryStatsBatch
 from pganalytics.collector.cycle import run_cycle
 from pganalytics.collector.daemon import Collector
+from pganalytics.collector.session import TargetSession
 
 from .waiting import wait_for
-from pganalytics.collector.session import TargetSession
 
 
 def collector_backends(dsn: str) -> list[tuple[int, str]]:

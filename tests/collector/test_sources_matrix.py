@@ -54,14 +54,14 @@ def test_every_source_returns_sane_rows(other_server, major):
             assert kind in ("counter", "gauge")
             if kind == "counter":
                 assert value >= 0, (metric, labels, value)
-    tables = {(m, l.get("relname")): v for m, l, _, v in got["pg_stat_user_tables"].samples}
+    tables = {(m, lab.get("relname")): v for m, lab, _, v in got["pg_stat_user_tables"].samples}
     assert tables[("pg_table_n_live_tup", "orders")] > 4000
     assert tables[("pg_table_seq_scan", "orders")] >= 0
     assert got["query_stats"].rows > 0
     checkpointer = {m for m, *_ in got["pg_stat_checkpointer"].samples}
     assert "pg_checkpointer_num_timed" in checkpointer  # same name on 15/16 (pg_stat_bgwriter)
     if major != "15":
-        io = {(m, l["backend_type"], l["object"], l["context"]) for m, l, _, _ in got["pg_stat_io"].samples}
+        io = {(m, lab["backend_type"], lab["object"], lab["context"]) for m, lab, _, _ in got["pg_stat_io"].samples}
         assert ("pg_io_read_bytes", "client backend", "relation", "normal") in io
 
 

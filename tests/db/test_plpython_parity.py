@@ -4,7 +4,7 @@ import random
 from pganalytics.plpython.robust import robust_zscore
 
 rng = random.Random(7)
-CASES = [([rng.gauss(100, 15) for _ in range(rng.randint(1, 40))], rng.gauss(100, 40)) for _ in range(30)]
+CASES: list[tuple[list[float | None], float | None]] = [([rng.gauss(100, 15) for _ in range(rng.randint(1, 40))], rng.gauss(100, 40)) for _ in range(30)]
 CASES += [([5.0, 5.0, 5.0], 5.0), ([5.0, 5.0, 5.0], 7.0), ([], 1.0), ([1.0, None, 3.0], 2.0),
           ([1.0, 2.0], None)]
 

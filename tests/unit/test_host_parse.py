@@ -6,8 +6,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from pganalytics.collector.host import (HostSampler, cpu_ratios, disk_usage, parse_btime, parse_cpu,
-                                        parse_loadavg, parse_meminfo, process_start, remote_reason)
+from pganalytics.collector.host import (
+    HostSampler,
+    cpu_ratios,
+    disk_usage,
+    parse_btime,
+    parse_cpu,
+    parse_loadavg,
+    parse_meminfo,
+    process_start,
+    remote_reason,
+)
 
 STAT_1 = """cpu  1000 50 300 8000 400 0 150 100 70 0
 cpu0 500 25 150 4000 200 0 75 50 35 0
@@ -89,7 +98,7 @@ def test_sampler_cpu_from_second_call_and_exact_values(tmp_path):
     _proc(tmp_path, STAT_1)
     sampler = HostSampler(proc=str(tmp_path))
     sampler.reason, sampler.data_directory = None, str(tmp_path)  # as check() leaves it when local
-    first = {(m, tuple(l.items())): v for m, l, k, v in sampler.sample()}
+    first = {(m, tuple(lab.items())): v for m, lab, k, v in sampler.sample()}
     assert not any(m.startswith("host_cpu") for m, _ in first)
     assert first[("host_metrics_available", ())] == 1.0
     assert first[("host_memory_total_bytes", ())] == 24684096 * 1024
@@ -98,7 +107,7 @@ def test_sampler_cpu_from_second_call_and_exact_values(tmp_path):
     st = os.statvfs(tmp_path)
     assert first[("host_disk_total_bytes", (("path", str(tmp_path)),))] == st.f_blocks * st.f_frsize
     (tmp_path / "stat").write_text(STAT_2)
-    second = {m: v for m, l, k, v in sampler.sample()}
+    second = {m: v for m, _, k, v in sampler.sample()}
     assert second["host_cpu_busy_ratio"] == pytest.approx(0.35)
     assert second["host_cpu_iowait_ratio"] == 0.05
 

@@ -37,7 +37,7 @@ def pytest_configure(config):
     _server_dsn = config.getoption("--test-dsn")
     _chroot = None if _server_dsn else os.environ.get("PGANALYTICS_TEST_CHROOT") or None
     if _chroot:
-        from pganalytics import chroot
+        import chroot  # tests/chroot.py: test harness only, not shipped
 
         _server_dsn = chroot.start(_chroot)
     elif not _server_dsn:
@@ -53,7 +53,7 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     if _chroot:
-        from pganalytics import chroot
+        import chroot  # tests/chroot.py: test harness only, not shipped
 
         chroot.stop(_chroot)
     if _cluster is not None:

@@ -41,6 +41,7 @@ def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset
     own = session is None
     if own:
         session = TargetSession(instance, conn_ref)
+    assert session is not None  # given, or made just above
     try:
         while True:
             try:
@@ -66,7 +67,9 @@ def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset
 def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: frozenset[str],
              with_query_stats: bool, memory: dict, sampler: ActivitySampler | None) -> CycleReport:
     info = target.inspect(conn)
-    now = conn.execute("SELECT statement_timestamp()").fetchone()[0]
+    row = conn.execute("SELECT statement_timestamp()").fetchone()
+    assert row is not None  # a SELECT without FROM returns one row
+    now = row[0]
     report = CycleReport(instance, True, server_version_num=info.server_version_num)
     report.batches.append(_availability(instance, now, True))
     known = memory.setdefault("known_texts", set())
@@ -114,7 +117,7 @@ def _unavailable_as(report: CycleReport, name: str):
         raise
     except target.TargetError as exc:
         if isinstance(exc.__cause__, psycopg.OperationalError):
-            raise exc.__cause__
+            raise exc.__cause__ from None  # the lost connection itself, for the retry above
         report.unavailable[name] = _reason(exc)
     except psycopg.Error as exc:
         report.unavailable[name] = _reason(exc)

@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -43,7 +44,7 @@ class Delivery:
         self.retry_s = retry_s
         self.inbox: queue.Queue = queue.Queue()
         self.delivered = 0
-        self.on_connect = None  # callable(Sink): after each (re)connection and every refresh_s
+        self.on_connect: Callable[[Sink], None] | None = None  # callable(Sink): after each (re)connection and every refresh_s
         self.refresh_s = refresh_s
         self.max_group = 500  # batches per store transaction
         self.fast_path = True  # False: every batch in its own savepoint (the fallback path)

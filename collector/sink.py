@@ -97,13 +97,13 @@ class Sink:
             if key is None:
                 key = by_id[id(labels)] = _label_key(labels)
             return key
-        keys = [[(iid, m, label_key(l)) for m, l, _, _ in samples] for iid, samples in keyed]
+        keys = [[(iid, m, label_key(lab)) for m, lab, _, _ in samples] for iid, samples in keyed]
         self._load_known_series({iid for iid, _ in keyed})
         missing = {}
         for (iid, samples), batch_keys in zip(keyed, keys):
-            for key, (m, l, k, _) in zip(batch_keys, samples):
+            for key, (m, lab, k, _) in zip(batch_keys, samples):
                 if key not in self._series and key not in missing:
-                    missing[key] = (iid, m, json.dumps(l), k)
+                    missing[key] = (iid, m, json.dumps(lab), k)
         if missing:
             iids, metrics, labels, kinds = zip(*missing.values())
             rows = self.conn.execute(
@@ -187,10 +187,10 @@ class Sink:
                     results.append(self.conn.execute(
                         "SELECT pganalytics.ingest_query_stats_staged(%s, %s, %s, %s, %s)",
                         (no, iids[batch.instance], batch.collected_at, batch.dealloc, batch.stats_reset)))
-                for batch, call in zip(rows, calls):
-                    results.append(self.conn.execute(call, (iids[batch.instance], batch.collected_at,
-                                                            Jsonb(batch.rows))))
-            return sum(r.fetchone()[0] for r in results)
+                for rows_batch, call in zip(rows, calls):
+                    results.append(self.conn.execute(call, (iids[rows_batch.instance], rows_batch.collected_at,
+                                                            Jsonb(rows_batch.rows))))
+            return sum(r.fetchone()[0] for r in results)  # type: ignore[index]  # each call returns one row
 
     def deliver_query_stats(self, batch: QueryStatsBatch, savepoint: bool = True) -> int:
         """Returns the number of entries merged (0 when the batch was already delivered)."""

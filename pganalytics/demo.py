@@ -56,7 +56,7 @@ def run_demo(directory: str, http_port: int) -> None:
         store.upgrade(store_dsn)
         with psycopg.connect(bench_dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            initialised = conn.execute("SELECT to_regclass('pgbench_accounts') IS NOT NULL").fetchone()[0]
+            initialised = conn.execute("SELECT to_regclass('pgbench_accounts') IS NOT NULL").fetchone()[0]  # type: ignore[index]  # one row
         if not initialised:
             subprocess.run(_pgbench(cluster, "-i", "-s", "2", "-q"), check=True, capture_output=True)
         token = new_token()

@@ -3,7 +3,9 @@ leaves nothing half-installed. Replaceable objects (sql/{ingest,analytics,api}) 
 before any revision runs and re-applied once head is reached (see pganalytics.replaceable)."""
 from __future__ import annotations
 
+import logging
 import os
+from logging.config import fileConfig
 
 import psycopg
 from alembic import context
@@ -12,6 +14,13 @@ from sqlalchemy import create_engine, pool
 from pganalytics import replaceable
 
 config = context.config
+# Only Alembic's warnings: its INFO lines ("Context impl ...", "Running upgrade ...") come on
+# every run and say nothing our own output does not. Plain `alembic` from the checkout takes
+# the levels of alembic.ini; a caller that set Alembic's level itself keeps it.
+if config.config_file_name and not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+elif logging.getLogger("alembic").level == logging.NOTSET:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 NO_MOVE = object()  # the command moves no revision (base is None, so None cannot mean this)
 
 

@@ -10,12 +10,17 @@
     workers = 8                        # targets read in parallel
     spool_dir = "/var/lib/pganalytics/spool"
     spool_max_mb = 256
+    metrics_listen = "127.0.0.1:9188"  # Prometheus /metrics of the collector itself (off if unset)
+    exclude_databases = []             # default for every target, also those of `targets add`
+    exclude_roles = []
 
     [[targets]]                        # also: every instance registered in the store
     name = "prod-1"
     conn = "service=prod-1"
     interval_s = 10                    # optional per-target cadence
     labels = { env = "prod" }
+    exclude_databases = ["pganalytics"]  # kept out of its query statistics and plans
+    exclude_roles = []                   #   (each default: [collector]'s)
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import metrics
+from .pgss import NO_FILTER, QueryFilter
 
 
 class ConfigError(Exception):
@@ -36,6 +44,7 @@ class TargetConfig:
     interval_s: float
     slow_interval_s: float
     labels: dict = field(default_factory=dict)
+    query_filter: QueryFilter | None = None  # None (a target of `targets add`): the default
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,13 @@ class CollectorConfig:
     spool_dir: Path = Path(".pganalytics-spool")
     spool_max_bytes: int = 256 << 20
     targets: tuple[TargetConfig, ...] = ()
+    metrics_listen: str | None = None
+    query_filter: QueryFilter = NO_FILTER
+
+    def filter_for(self, name: str) -> QueryFilter:
+        """A configured target's own exclusions, else the default (targets of `targets add`)."""
+        own = next((t.query_filter for t in self.targets if t.name == name), None)
+        return own if own is not None else self.query_filter
 
 
 def _number(table: dict, key: str, default: float, where: str, minimum: float) -> float:
@@ -55,6 +71,34 @@ def _number(table: dict, key: str, default: float, where: str, minimum: float) -
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
         raise ConfigError(f"{where}.{key} must be a number >= {minimum}, got {value!r}")
     return float(value)
+
+
+def _names(table: dict, key: str, where: str) -> tuple[str, ...] | None:
+    value = table.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}.{key} must be a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _filter(table: dict, where: str, default: QueryFilter) -> QueryFilter:
+    """Each list not given is the default's (a target inherits [collector]'s)."""
+    databases, roles = _names(table, "exclude_databases", where), _names(table, "exclude_roles", where)
+    return QueryFilter(default.databases if databases is None else databases,
+                       default.roles if roles is None else roles)
+
+
+def _listen(c: dict) -> str | None:
+    value = c.get("metrics_listen")
+    if value is None:
+        return None
+    try:
+        metrics.parse_listen(value if isinstance(value, str) else "")
+    except ValueError:
+        raise ConfigError(f"collector.metrics_listen must be \"HOST:PORT\" (e.g. \"127.0.0.1:9188\"), "
+                          f"got {value!r}") from None
+    return value
 
 
 def parse(data: dict, env_dsn: str | None = None) -> CollectorConfig:
@@ -67,6 +111,7 @@ def parse(data: dict, env_dsn: str | None = None) -> CollectorConfig:
     c = data.get("collector", {})
     interval = _number(c, "interval_s", 10, "collector", 0.1)
     slow = _number(c, "slow_interval_s", 60, "collector", interval)
+    default_filter = _filter(c, "collector", NO_FILTER)
     targets, seen = [], set()
     for i, t in enumerate(data.get("targets", [])):
         where = f"targets[{i}]"
@@ -80,14 +125,15 @@ def parse(data: dict, env_dsn: str | None = None) -> CollectorConfig:
         t_interval = _number(t, "interval_s", interval, where, 0.1)
         targets.append(TargetConfig(t["name"], t["conn"], t_interval,
                                     _number(t, "slow_interval_s", max(slow, t_interval), where, t_interval),
-                                    dict(t.get("labels", {}))))
+                                    dict(t.get("labels", {})), _filter(t, where, default_filter)))
     return CollectorConfig(
         store_dsn=dsn, interval_s=interval, slow_interval_s=slow,
         sample_interval_s=_number(c, "sample_interval_s", 1, "collector", 0),
         workers=int(_number(c, "workers", 8, "collector", 1)),
         spool_dir=Path(c.get("spool_dir", ".pganalytics-spool")),
         spool_max_bytes=int(_number(c, "spool_max_mb", 256, "collector", 1) * (1 << 20)),
-        targets=tuple(targets))
+        targets=tuple(targets), metrics_listen=_listen(c),
+        query_filter=default_filter)
 
 
 def load(path: str | Path) -> CollectorConfig:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from . import plans, snapshot, sources, target
+from . import pgss, plans, snapshot, sources, target
 from .activity import ActivitySampler
 from .batch import QueryStatsBatch, SamplesBatch
 from .host import HostSampler, host_batch
@@ -29,14 +29,16 @@ class CycleReport:
 
 def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset({"fast", "slow"}),
               with_query_stats: bool = True, memory: dict | None = None,
-              session: TargetSession | None = None) -> CycleReport:
+              session: TargetSession | None = None,
+              query_filter: pgss.QueryFilter = pgss.NO_FILTER) -> CycleReport:
     """Read every source due at these cadences. A target that is down yields a report with
     up=False and an availability sample, never an exception. `memory` is kept by the caller
     per target between cycles (e.g. which query texts were already sent).
 
     With a `session` (the daemon's persistent connection, whose lock the caller holds), the
     cycle runs on it and also drains its wait-event sampler; a kept connection found dead is
-    replaced once. Without one, the cycle connects and disconnects (`collect --once`)."""
+    replaced once. Without one, the cycle connects and disconnects (`collect --once`).
+    `query_filter`'s databases and roles stay out of the query statistics and plans."""
     memory = {} if memory is None else memory
     own = session is None
     if own:
@@ -50,7 +52,7 @@ def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset
                 return _down(instance, str(exc))
             try:
                 report = _collect(conn, conn_ref, instance, cadences, with_query_stats, memory,
-                                  None if own else session.sampler)
+                                  None if own else session.sampler, query_filter)
             except psycopg.OperationalError as exc:
                 session.discard()
                 if fresh:  # not a stale kept connection: the target went away mid-cycle
@@ -65,7 +67,8 @@ def run_cycle(instance: str, conn_ref: str, cadences: frozenset[str] = frozenset
 
 
 def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: frozenset[str],
-             with_query_stats: bool, memory: dict, sampler: ActivitySampler | None) -> CycleReport:
+             with_query_stats: bool, memory: dict, sampler: ActivitySampler | None,
+             query_filter: pgss.QueryFilter) -> CycleReport:
     info = target.inspect(conn)
     row = conn.execute("SELECT statement_timestamp()").fetchone()
     assert row is not None  # a SELECT without FROM returns one row
@@ -75,7 +78,7 @@ def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: f
     known = memory.setdefault("known_texts", set())
     if with_query_stats and "fast" in cadences:
         with _unavailable_as(report, "pg_stat_statements"):
-            report.batches.append(snapshot.query_stats(conn, instance, info, known))
+            report.batches.append(snapshot.query_stats(conn, instance, info, known, query_filter))
     if "fast" in cadences:
         host = memory.setdefault("host", HostSampler())
         host.check(conn)
@@ -95,8 +98,8 @@ def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: f
                 report.batches.append(snapshot.sampled(conn, instance, source, info, now))
     if with_query_stats and "slow" in cadences and "pg_stat_statements" not in report.unavailable:
         with _unavailable_as(report, "plans"):
-            batch, skipped = plans.capture_plans(conn_ref, instance, conn=conn,
-                                                 totals=memory.setdefault("plan_totals", {}))
+            batch, skipped = plans.capture_plans(conn_ref, instance, conn=conn, query_filter=query_filter,
+                                                 memory=memory.setdefault("plans", plans.PlanMemory()))
             report.batches.append(batch)
             if skipped and not batch.rows:
                 report.unavailable["plans"] = f"no query could be planned (first reason: {skipped[0]})"

@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import config as cfg
+from . import metrics
 from .cycle import run_cycle
 from .delivery import Delivery
 from .session import TargetSession
@@ -78,6 +79,7 @@ class Collector:
         self._seq = itertools.count()
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self.metrics_server = None  # set by run() when metrics_listen is configured
         self._apply_targets()
 
     # -- targets ---------------------------------------------------------------------------
@@ -146,7 +148,7 @@ class Collector:
             if state.retired:
                 return
             report = run_cycle(state.name, state.conn, cadences, memory=state.memory,
-                               session=state.session)
+                               session=state.session, query_filter=self.config.filter_for(state.name))
         self.delivery.put(report.batches)
         now = time.monotonic()
         if report.up:
@@ -212,6 +214,19 @@ class Collector:
             log.info("config reloaded: %d configured targets", len(new.targets))
         self._reload.set()
 
+    def _serve_metrics(self):
+        """The collector's own counters on [collector] metrics_listen (read at start only).
+        A busy address is logged, not fatal: collecting matters more than its metrics."""
+        if not self.config.metrics_listen:
+            return None
+        try:
+            server = metrics.serve(self.config.metrics_listen)
+        except OSError as exc:
+            log.error("metrics_listen %s: %s; serving no /metrics", self.config.metrics_listen, exc)
+            return None
+        log.info("metrics on http://%s:%d/metrics", *server.server_address[:2])
+        return server
+
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
@@ -219,6 +234,7 @@ class Collector:
 
     def run(self) -> None:
         self.delivery.start()
+        self.metrics_server = self._serve_metrics()
         try:
             while not self._stop.is_set():
                 if self._reload.is_set():
@@ -232,5 +248,8 @@ class Collector:
             for state in self.targets.values():
                 state.session.discard()
             self.delivery.stop()
+            if self.metrics_server is not None:
+                self.metrics_server.shutdown()
+                self.metrics_server.server_close()
             log.info("collector stopped: %d batches delivered, %d spooled, %d dropped",
                      self.delivery.delivered, len(self.spool), self.spool.dropped)

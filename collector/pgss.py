@@ -7,7 +7,29 @@ type so the COPY stream can go straight into the store.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .target import TargetError, TargetInfo
+
+
+@dataclass(frozen=True)
+class QueryFilter:
+    """Databases and roles whose statements a target's query statistics and plans leave out,
+    e.g. the store's own database when the store runs on a monitored server: its ingest
+    functions, COPYs and MERGEs would otherwise crowd the target's top queries. Applied on
+    the target (rows never leave it), by name, as bound parameters of constant SQL."""
+    databases: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+    def params(self) -> dict:
+        return {"exclude_databases": list(self.databases), "exclude_roles": list(self.roles)}
+
+
+NO_FILTER = QueryFilter()
+
+# pg_database and pg_roles are readable by every role; unknown names simply match nothing.
+FILTER_SQL = ("dbid NOT IN (SELECT oid FROM pg_database WHERE datname = ANY(%(exclude_databases)s::text[])) "
+              "AND userid NOT IN (SELECT oid FROM pg_roles WHERE rolname = ANY(%(exclude_roles)s::text[]))")
 
 # staging column -> (candidate source columns in preference order, SQL type)
 COLUMNS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -58,8 +80,10 @@ def select_sql(info: TargetInfo) -> str:
     # showtext := false: texts are large and never change, so they travel once (TEXTS_SQL).
     # Sorted by the store's key: MERGE then walks query_stats in index order (measured +5-16 %
     # per batch, more as the table settles into that order; bench/upsert_merge_vs_on_conflict.py).
+    # Bind QueryFilter.params(): COPY takes no server-side parameters, psycopg binds them
+    # client-side (quoted as literals).
     return (f"SELECT {', '.join(exprs)} FROM pg_stat_statements(false) "
-            "WHERE queryid IS NOT NULL ORDER BY dbid, userid, queryid, toplevel")
+            f"WHERE queryid IS NOT NULL AND {FILTER_SQL} ORDER BY dbid, userid, queryid, toplevel")
 
 
 def copy_out_sql(info: TargetInfo) -> str:
@@ -76,4 +100,5 @@ INFO_SQL = "SELECT dealloc, stats_reset FROM pg_stat_statements_info"
 # Texts of the entries the collector has not sent yet (the target still reads its whole text
 # file, but only new texts cross the network and reach the store).
 TEXTS_SQL = ("SELECT DISTINCT ON (queryid) queryid, query FROM pg_stat_statements(true) "
-             "WHERE queryid IS NOT NULL AND NOT (queryid = ANY(%s)) ORDER BY queryid")
+             f"WHERE queryid IS NOT NULL AND NOT (queryid = ANY(%(known)s)) AND {FILTER_SQL} "
+             "ORDER BY queryid")

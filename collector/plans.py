@@ -16,12 +16,15 @@ import hashlib
 import json
 import logging
 import re
+import time
+from collections import Counter, OrderedDict
 from contextlib import ExitStack
+from typing import NamedTuple
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from . import target
+from . import metrics, pgss, target
 from .batch import RowsBatch
 from .session import hide_own_statements
 
@@ -33,18 +36,24 @@ SHAPE_KEYS = ("Node Type", "Parent Relationship", "Subplan Name", "Join Type", "
 PLANNABLE = frozenset({"select", "insert", "update", "delete", "merge", "with", "values", "table"})
 STMT = "pga_plan"
 
-# Every entry's total time without texts (cheap), then the texts of the chosen few.
-TOTALS_SQL = """
-SELECT s.queryid, s.dbid, d.datname, sum(s.total_exec_time)
+# Every entry's total time without texts (cheap), then the texts of the chosen few. Time of
+# top-level executions where there are any; `toplevel` is false for an entry only ever run
+# inside a function (pg_stat_statements.track = all): EXPLAIN cannot resolve its PL/pgSQL
+# variables, so it is passed over, and its text is never taken for a top-level one's.
+TOTALS_SQL = f"""
+SELECT s.queryid, s.dbid, d.datname,
+       coalesce(sum(s.total_exec_time) FILTER (WHERE s.toplevel), sum(s.total_exec_time)),
+       bool_or(s.toplevel)
 FROM pg_stat_statements(false) s LEFT JOIN pg_database d ON d.oid = s.dbid
-WHERE s.queryid IS NOT NULL GROUP BY 1, 2, 3"""
+WHERE s.queryid IS NOT NULL AND {pgss.FILTER_SQL}
+GROUP BY 1, 2, 3"""
 TEXTS_SQL = """
 SELECT DISTINCT ON (queryid, dbid) queryid, dbid, query FROM pg_stat_statements
-WHERE queryid = ANY(%s) ORDER BY queryid, dbid, total_exec_time DESC"""
+WHERE queryid = ANY(%s) AND toplevel ORDER BY queryid, dbid, total_exec_time DESC"""
 
 
 def rank(totals: list[tuple], previous: dict) -> list[tuple]:
-    """(queryid, dbid, datname, total_ms) rows, most time spent since `previous` (the totals
+    """(queryid, dbid, datname, total_ms, ...) rows, most time spent since `previous` (the totals
     of the last capture) first; an entry new or reset since then counts its whole total."""
     def spent(row):
         before = previous.get((row[0], row[1]))
@@ -80,17 +89,24 @@ def param_count(text: str) -> int:
     return max((int(n) for n in re.findall(r"\$(\d+)", text)), default=0)
 
 
+def _scalar(cur: psycopg.Cursor):
+    """The one value of a statement that always returns one row."""
+    row = cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
 def explain(conn: psycopg.Connection, text: str) -> list:
     """The generic plan of a `$n` text (never executes it)."""
     conn.execute("BEGIN READ ONLY")
     try:
         if conn.info.server_version >= 160000:
-            return conn.execute(f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {text}", prepare=False).fetchone()[0]
+            return _scalar(conn.execute(f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {text}", prepare=False))
         conn.execute(f"PREPARE {STMT} AS {text}", prepare=False)
         conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")  # reset by the rollback
         n = param_count(text)
         args = f"({', '.join(['NULL'] * n)})" if n else ""
-        return conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {STMT}{args}", prepare=False).fetchone()[0]
+        return _scalar(conn.execute(f"EXPLAIN (FORMAT JSON) EXECUTE {STMT}{args}", prepare=False))
     finally:
         conn.execute("ROLLBACK")
         if conn.info.server_version < 160000 and conn.execute(
@@ -113,7 +129,26 @@ def _connect(conn_ref: str, datname: str | None = None) -> psycopg.Connection:
     return conn
 
 
-def _plan_one(conns: dict, stack: ExitStack, conn_ref: str, datname: str, text: str) -> list | str:
+class NotPlanned(NamedTuple):
+    outcome: str  # the metrics label: utility, no_text, no_database, no_connection, explain_failed
+    reason: str  # for the log and the caller's list
+    sqlstate: str | None = None
+    lasting: bool = True  # worth remembering: not a timeout, lock wait or lost connection
+
+
+# Conditions that may be gone at the next capture: retried then, never remembered.
+TRANSIENT_SQLSTATES = ("57014", "55P03", "40001", "40P01")
+TRANSIENT_CLASSES = ("08", "53", "57P")
+
+
+def _explain_failed(exc: psycopg.Error) -> NotPlanned:
+    code = exc.sqlstate or "?"
+    transient = code in TRANSIENT_SQLSTATES or code.startswith(TRANSIENT_CLASSES)
+    return NotPlanned("explain_failed", f"EXPLAIN failed ({code}): {str(exc).strip().splitlines()[0]}",
+                      code, lasting=not transient)
+
+
+def _plan_one(conns: dict, stack: ExitStack, conn_ref: str, datname: str, text: str) -> list | NotPlanned:
     """The plan, or why there is none."""
     if datname not in conns:
         try:
@@ -121,54 +156,150 @@ def _plan_one(conns: dict, stack: ExitStack, conn_ref: str, datname: str, text: 
         except target.TargetError as exc:
             conns[datname] = str(exc)
     conn = conns[datname]
-    if isinstance(conn, str) or conn.closed:
-        return conn if isinstance(conn, str) else "the connection to its database was lost"
+    if isinstance(conn, str):
+        return NotPlanned("no_connection", conn)
+    if conn.closed:
+        return NotPlanned("no_connection", "the connection to its database was lost", lasting=False)
     try:
         return explain(conn, text)
     except psycopg.Error as exc:
-        return f"EXPLAIN failed ({exc.sqlstate}): {str(exc).strip().splitlines()[0]}"
+        return _explain_failed(exc)
 
 
-def _ranked(conn: psycopg.Connection, limit: int, totals: dict | None) -> list[tuple]:
-    current = conn.execute(TOTALS_SQL).fetchall()
-    chosen = rank(current, totals if totals is not None else {})[:limit * 4]
-    texts = {(q, d): t for q, d, t in conn.execute(TEXTS_SQL, ([r[0] for r in chosen],))}
-    if totals is not None:
-        totals.clear()
-        totals.update({(q, d): t for q, d, _, t in current})
-    return [(q, d, n, texts.get((q, d))) for q, d, n, _ in chosen]
+class PlanMemory:
+    """What one target's captures keep between them: the totals of the last capture (to rank
+    by time spent since), and which queries could not be planned, so that they are neither
+    EXPLAINed nor logged again every capture (a utility statement, a query of a database the
+    role may not enter, stay so). Bounded: an entry goes when pg_stat_statements drops or
+    resets the query (its text may differ when it comes back), and beyond max_entries the
+    oldest goes; after retry_after_s it is tried again (a grant or a table may have come)."""
+
+    def __init__(self, totals: dict | None = None, retry_after_s: float = 3600.0,
+                 max_entries: int = 2000, clock=time.monotonic):
+        self.totals = {} if totals is None else totals  # (queryid, dbid) -> total_exec_time
+        self.retry_after_s, self.max_entries, self.clock = retry_after_s, max_entries, clock
+        self._unplannable: OrderedDict[tuple[int, int], tuple[str, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._unplannable)
+
+    def known(self, key: tuple[int, int]) -> bool:
+        """Remembered as unplannable and not due for a retry yet."""
+        entry = self._unplannable.get(key)
+        return entry is not None and entry[1] > self.clock()
+
+    def remember(self, key: tuple[int, int], reason: str) -> bool:
+        """True when this is news (not the reason remembered before): worth one log line."""
+        before = self._unplannable.pop(key, None)
+        self._unplannable[key] = (reason, self.clock() + self.retry_after_s)
+        while len(self._unplannable) > self.max_entries:
+            self._unplannable.popitem(last=False)
+        return before is None or before[0] != reason
+
+    def forget(self, key: tuple[int, int]) -> None:
+        self._unplannable.pop(key, None)
+
+    def update(self, current: list[tuple]) -> None:
+        """Adopt this capture's totals; forget entries gone from, or reset in, pg_stat_statements."""
+        now = {(q, d): t for q, d, _, t, *_ in current}
+        for key in [k for k in self._unplannable if k not in now or now[k] < self.totals.get(k, 0.0)]:
+            del self._unplannable[key]
+        self.totals.clear()
+        self.totals.update(now)
 
 
-def capture_plans(conn_ref: str, instance: str, top: list[tuple[int, int, str | None, str | None]] | None = None,
-                  limit: int = 10, totals: dict | None = None,
-                  conn: psycopg.Connection | None = None) -> tuple[RowsBatch, list[str]]:
+def _candidates(current: list[tuple], memory: PlanMemory, want: int, counts: Counter) -> list[tuple]:
+    """The `want` highest-ranked (queryid, dbid, datname) worth trying. Passed over, and
+    counted: statements only ever run inside functions (EXPLAIN cannot resolve their PL/pgSQL
+    variables) and the ones remembered as unplannable, so neither takes a slot."""
+    chosen: list[tuple] = []
+    for queryid, dbid, datname, _, toplevel in rank(current, memory.totals):
+        if len(chosen) >= want:
+            break
+        if not toplevel:
+            counts["not_toplevel"] += 1
+        elif memory.known((queryid, dbid)):
+            counts["remembered"] += 1
+        else:
+            chosen.append((queryid, dbid, datname))
+    return chosen
+
+
+def _count(instance: str, counts: Counter, sqlstates: Counter) -> None:
+    for outcome, n in counts.items():
+        metrics.REGISTRY.inc("pganalytics_collector_plan_queries_total",
+                             {"instance": instance, "outcome": outcome}, n)
+    for sqlstate, n in sqlstates.items():
+        metrics.REGISTRY.inc("pganalytics_collector_plan_explain_errors_total",
+                             {"instance": instance, "sqlstate": sqlstate}, n)
+
+
+def _note(instance: str, memory: PlanMemory, key: tuple[int, int], datname, failure: NotPlanned,
+          skipped: list[str]) -> None:
+    """Report a query that was not planned; log it once, not at every capture."""
+    where = f"query {key[0]} in {datname or key[1]}"
+    news = memory.remember(key, failure.reason) if failure.lasting else True
+    if news:
+        skipped.append(f"{where}: {failure.reason}")
+    # A utility statement has no plan by nature: nothing for a DBA to act on.
+    level = logging.DEBUG if failure.outcome == "utility" or not news else logging.INFO
+    later = f" (not tried again for {memory.retry_after_s / 60:.0f} min)" if failure.lasting else ""
+    log.log(level, "plans %s: %s not planned: %s%s", instance, where, failure.reason, later)
+
+
+def capture_plans(conn_ref: str, instance: str, limit: int = 10, totals: dict | None = None,
+                  conn: psycopg.Connection | None = None, memory: PlanMemory | None = None,
+                  query_filter: pgss.QueryFilter = pgss.NO_FILTER) -> tuple[RowsBatch, list[str]]:
     """Generic plans of the top `limit` plannable queries, as a RowsBatch of source "plans",
-    and one reason per query that was not planned.
+    and one reason per query newly found not plannable.
 
-    Ranked by total_exec_time since the previous capture when the caller keeps a `totals` dict
-    between captures (it is updated here), else by cumulative time; or pass `top`, a ranking of
-    (queryid, dbid, datname, query). Utility statements are reported and use no slot.
-    `conn`, an open autocommit connection to the target (the daemon's kept one), is used for
-    the ranking and for queries of its own database; other databases get a connection each."""
+    Ranked by total_exec_time since the previous capture when the caller keeps a `memory`
+    (or just its `totals` dict) between captures, else by cumulative time. Utility statements,
+    statements run only inside functions, and queries remembered as unplannable use no slot.
+    `query_filter`'s databases and roles are left out. `conn`, an open autocommit connection
+    to the target (the daemon's kept one), is used for the ranking and for queries of its own
+    database; other databases get a connection each."""
+    memory = PlanMemory(totals) if memory is None else memory
     rows: list[dict] = []
     skipped: list[str] = []
+    counts: Counter = Counter()
+    sqlstates: Counter = Counter()
     with ExitStack() as stack:
         first = conn if conn is not None else stack.enter_context(_connect(conn_ref))
-        collected_at = first.execute("SELECT statement_timestamp()").fetchone()[0]
-        top = _ranked(first, limit, totals) if top is None else top
+        collected_at = _scalar(first.execute("SELECT statement_timestamp()"))
+        current = first.execute(TOTALS_SQL, query_filter.params()).fetchall()
+        chosen = _candidates(current, memory, limit * 4, counts)
+        memory.update(current)
+        texts = {(q, d): t for q, d, t in first.execute(TEXTS_SQL, ([c[0] for c in chosen],))}
         # datname -> connection, or why there is none
         conns: dict[str, psycopg.Connection | str] = {first.info.dbname: first}
         tried = 0
-        for queryid, dbid, datname, text in top:
+        for queryid, dbid, datname in chosen:
             if tried >= limit:
                 break
-            plan = skip_reason(text) or (None if datname else f"database {dbid} no longer exists")
-            if plan is None:
+            text = texts.get((queryid, dbid))
+            plan: list | NotPlanned | None = _unplannable(text, datname, dbid)
+            if plan is None:  # so there is a text and a database
                 tried += 1
-                plan = _plan_one(conns, stack, conn_ref, datname, text)
-            if isinstance(plan, list):
-                rows.append({"queryid": queryid, "dbid": dbid, "plan_hash": plan_hash(plan), "plan": plan})
+                plan = _plan_one(conns, stack, conn_ref, datname, text or "")
+            key = (queryid, dbid)
+            if isinstance(plan, NotPlanned):
+                counts[plan.outcome] += 1
+                sqlstates.update([plan.sqlstate] if plan.sqlstate else [])
+                _note(instance, memory, key, datname, plan, skipped)
             else:
-                skipped.append(f"query {queryid} in {datname or dbid}: {plan}")
-                log.info("plans %s: query %s not planned: %s", instance, queryid, plan)
+                counts["planned"] += 1
+                memory.forget(key)
+                rows.append({"queryid": queryid, "dbid": dbid, "plan_hash": plan_hash(plan), "plan": plan})
+    _count(instance, counts, sqlstates)
     return RowsBatch(instance, "plans", collected_at, rows), skipped
+
+
+def _unplannable(text: str | None, datname: str | None, dbid: int) -> NotPlanned | None:
+    """Why a query cannot be planned before trying, or None."""
+    reason = skip_reason(text)
+    if reason:
+        return NotPlanned("no_text" if not text else "utility", reason)
+    if not datname:
+        return NotPlanned("no_database", f"database {dbid} no longer exists")
+    return None

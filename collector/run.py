@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from .config import CollectorConfig
 from .cycle import run_cycle
+from .pgss import NO_FILTER
 from .sink import Sink
 
 log = logging.getLogger("pganalytics.collector")
@@ -36,7 +38,12 @@ def deliver_report(sink: Sink, report) -> CycleResult:
     return result
 
 
-def collect_once(store_dsn: str, only: list[str] | None = None) -> list[CycleResult]:
+def collect_once(store_dsn: str, only: list[str] | None = None, config: CollectorConfig | None = None,
+                 memories: dict | None = None) -> list[CycleResult]:
+    """One cycle of every registered target (or of `only`). `config` gives each target's
+    exclusions (its [[targets]] entry, else the [collector] default); `memories` (name -> dict),
+    kept by a caller that repeats this (the demo), carries between cycles what a daemon
+    remembers per target: texts already sent, plan ranking, what cannot be planned."""
     with psycopg.connect(store_dsn, autocommit=True,
                          application_name="pganalytics-collector") as store:
         targets = store.execute(
@@ -47,4 +54,16 @@ def collect_once(store_dsn: str, only: list[str] | None = None) -> list[CycleRes
                 raise LookupError(f"not registered: {', '.join(sorted(unknown))}")
             targets = [t for t in targets if t[0] in only]
         sink = Sink(store)
-        return [deliver_report(sink, run_cycle(name, ref)) for name, ref in targets]
+        return [_cycle(sink, name, ref, None if memories is None else memories.setdefault(name, {}),
+                       config.filter_for(name) if config else NO_FILTER)
+                for name, ref in targets]
+
+
+def _cycle(sink: Sink, name: str, ref: str, memory: dict | None, query_filter) -> CycleResult:
+    report = run_cycle(name, ref, memory=memory, query_filter=query_filter)
+    try:
+        return deliver_report(sink, report)
+    except Exception:
+        if memory is not None:  # the texts of this cycle were not stored: send them again
+            memory.pop("known_texts", None)
+        raise

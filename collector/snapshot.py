@@ -13,19 +13,21 @@ from .sources import Source, pick_sql, rows_to_samples
 from .target import TargetError, TargetInfo
 
 
-def query_stats(conn, instance: str, info: TargetInfo, known_texts: set[int]) -> QueryStatsBatch:
+def query_stats(conn, instance: str, info: TargetInfo, known_texts: set[int],
+                query_filter: pgss.QueryFilter = pgss.NO_FILTER) -> QueryStatsBatch:
     """Counters as a COPY stream; texts only for queryids not in known_texts. The caller keeps
     known_texts per target and adds batch.texts to it once the batch is safely queued (a
-    cycle that fails later must send them again)."""
+    cycle that fails later must send them again). `query_filter`'s databases and roles are
+    left out on the target."""
     with conn.transaction(), conn.cursor() as cur:
         collected_at = cur.execute("SELECT statement_timestamp()").fetchone()[0]
         dealloc, stats_reset = cur.execute(pgss.INFO_SQL).fetchone()
         chunks = []
-        with cur.copy(pgss.copy_out_sql(info)) as copy:
+        with cur.copy(pgss.copy_out_sql(info), query_filter.params()) as copy:
             for chunk in copy:
                 chunks.append(bytes(chunk))
         rows = cur.rowcount
-        texts = cur.execute(pgss.TEXTS_SQL, (list(known_texts),)).fetchall()
+        texts = cur.execute(pgss.TEXTS_SQL, {"known": list(known_texts), **query_filter.params()}).fetchall()
     return QueryStatsBatch(instance, collected_at, b"".join(chunks), rows, dealloc, stats_reset, texts)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 from . import localpg, store
+from .collector import config as collector_config
 from .collector.run import collect_once
 
 DEMO_PG_PORT = int(os.environ.get("PGANALYTICS_DEMO_PG_PORT", "54329"))
@@ -62,10 +63,14 @@ def _collect_loop(store_dsn: str, stop: threading.Event) -> None:
     """Collect every COLLECT_EVERY_S until `stop`. A round that fails is reported (with its
     traceback, once per distinct error) and retried on the next round: the demo never stops
     collecting silently."""
+    # The demo's target is the store's own server: the store's statements (database
+    # pganalytics) and the demo's setup (postgres) stay out of its top queries and plans.
+    conf = collector_config.parse({"collector": {"exclude_databases": ["pganalytics", "postgres"]}}, store_dsn)
+    memories: dict = {}  # per target across rounds, as the daemon keeps: plans not to retry, ...
     last_error = None
     while not stop.is_set():
         try:
-            for r in collect_once(store_dsn):
+            for r in collect_once(store_dsn, config=conf, memories=memories):
                 if not r.ok:
                     print(f"collector: {r.instance}: {r.error}", flush=True)
             last_error = None

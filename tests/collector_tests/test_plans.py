@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from pganalytics.collector import plans
+from pganalytics.collector import metrics, plans
 from pganalytics.collector.batch import RowsBatch
 from pganalytics.collector.sink import Sink
 
@@ -208,3 +209,100 @@ def test_ingest_refuses_bad_rows(store_conn, rows, message):
     with pytest.raises(psycopg.Error, match=message):
         store_conn.execute("SELECT pganalytics.ingest_plans(%s, %s, %s)", (iid, T0, json.dumps(rows)))
     assert store_conn.execute("SELECT count(*) FROM pganalytics.snapshots").fetchone()[0] == 0
+
+
+# --- what cannot be planned is skipped before trying, remembered, logged once, counted -------
+
+def _counted(instance, outcome):
+    return metrics.REGISTRY.value("pganalytics_collector_plan_queries_total", instance=instance, outcome=outcome)
+
+
+def _explain_errors(instance, sqlstate):
+    return metrics.REGISTRY.value("pganalytics_collector_plan_explain_errors_total", instance=instance,
+                                  sqlstate=sqlstate)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_plan_memory_is_bounded_and_forgets_what_pg_stat_statements_dropped_or_reset():
+    clock = _Clock()
+    memory = plans.PlanMemory(retry_after_s=60, max_entries=3, clock=clock)
+    assert memory.remember((1, 5), "utility") and not memory.remember((1, 5), "utility")  # news once
+    assert memory.remember((1, 5), "EXPLAIN failed (42P01)")  # another reason is news again
+    for q in (2, 3, 4):
+        memory.remember((q, 5), "x")
+    assert len(memory) == 3 and not memory.known((1, 5))  # the oldest went
+    clock.now += 61
+    assert not memory.known((2, 5))  # due for a retry
+    memory.totals.update({(2, 5): 10.0, (3, 5): 10.0, (4, 5): 10.0})
+    memory.update([(2, 5, "db", 12.0, True), (3, 5, "db", 1.0, True)])  # 3 was reset, 4 evicted
+    assert len(memory) == 1 and memory.totals == {(2, 5): 12.0, (3, 5): 1.0}
+
+
+@pytest.fixture
+def unplannable_db(target_db):
+    """target_db plus statements that rank high but cannot be planned: a query only run inside a
+    PL/pgSQL function (its text names the function's variable), and a utility statement."""
+    major, dsn, name = target_db
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION count_v(p_v text) RETURNS bigint LANGUAGE plpgsql AS "
+                     "$$ BEGIN RETURN (SELECT count(*) FROM w WHERE v LIKE p_v || '%'); END $$")
+        for i in range(30):
+            conn.execute("SELECT count_v(%s)", (str(i),))
+    return major, dsn, name
+
+
+def test_unplannable_queries_are_skipped_remembered_logged_once_and_counted(unplannable_db, caplog):
+    _, dsn, _ = unplannable_db
+    instance = f"t-{uuid.uuid4().hex[:8]}"  # the registry is process-wide
+    clock = _Clock()
+    memory = plans.PlanMemory(clock=clock)
+    caplog.set_level(logging.DEBUG, logger="pganalytics.collector.plans")
+
+    first, skipped = plans.capture_plans(dsn, instance, memory=memory)
+    first_skipped = set(skipped)
+    text = "\n".join(skipped)
+    assert "42703" not in text and "p_v" not in text, text  # never EXPLAINed: not top-level
+    assert "utility statement (CREATE)" in text and "EXPLAIN failed (42883)" in text, text
+    assert _counted(instance, "not_toplevel") >= 1
+    assert _counted(instance, "utility") >= 1 and _explain_errors(instance, "42883") == 1
+    assert _counted(instance, "planned") == len(first.rows) >= 3
+    assert _queryid(dsn, "SELECT count_v($1)") in {r["queryid"] for r in first.rows}  # the call itself plans
+    infos = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(infos) == 1 and "42883" in infos[0].getMessage(), [r.getMessage() for r in infos]
+
+    caplog.clear()
+    second, skipped = plans.capture_plans(dsn, instance, memory=memory)
+    # (the test's own BEGINs since are news: reported once, at DEBUG)
+    assert not first_skipped & set(skipped), skipped
+    assert {r["queryid"] for r in second.rows} >= {r["queryid"] for r in first.rows}
+    assert _explain_errors(instance, "42883") == 1  # not tried again
+    assert _counted(instance, "remembered") >= 2
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+
+    clock.now += memory.retry_after_s + 1  # an hour later: tried again, still failing, not logged
+    caplog.clear()
+    third, skipped = plans.capture_plans(dsn, instance, memory=memory)
+    assert not first_skipped & set(skipped) and _explain_errors(instance, "42883") == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+
+
+def test_a_nested_statement_never_lends_its_text_to_a_top_level_one(unplannable_db):
+    _, dsn, _ = unplannable_db
+    # The same queryid top-level (QUERY, psycopg's int2 $1) and, more often, inside a function
+    # under the variable's name: EXPLAIN must get the top-level text.
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION lookup_many(p int2) RETURNS void LANGUAGE plpgsql AS "
+                     "$$ BEGIN FOR i IN 1..2000 LOOP PERFORM v FROM w WHERE k = p; END LOOP; END $$")
+        conn.execute("SELECT lookup_many(3::int2)")
+        assert conn.execute("SELECT count(DISTINCT toplevel) FROM pg_stat_statements WHERE queryid = %s",
+                            (_queryid(dsn, QUERY),)).fetchone()[0] == 2
+    batch, skipped = plans.capture_plans(dsn, "t", limit=50)
+    assert not any("42703" in s for s in skipped), skipped
+    assert "w_k" in json.dumps(_row(batch, _queryid(dsn, QUERY))["plan"])

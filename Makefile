@@ -10,7 +10,7 @@ test: test-default test-17 test-18
 
 # Static checks, run once before the tests: ruff; mypy over the installed layout (see
 # scripts/typecheck); pgspot over every SQL file (PGSPOT: the store's security checks).
-PGSPOT ?= @echo "lint: pgspot not wired in yet"
+PGSPOT ?= .venv/bin/python scripts/pgspot-check
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/python scripts/typecheck

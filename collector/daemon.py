@@ -20,6 +20,8 @@ import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import psycopg
+
 from . import config as cfg
 from . import metrics
 from .cycle import run_cycle
@@ -69,6 +71,7 @@ class Collector:
         self.delivery.on_connect = self._sync_targets_with_store
         self.targets: dict[str, TargetState] = {}
         self._store_targets: dict[str, str] = {}
+        self._conflicting: set[str] = set()  # configured names registered elsewhere (admin's word wins)
         # Cycles and wait-event ticks on separate pools: a slow cycle never starves the 1 s
         # ticks of other targets, and a burst of ticks never delays a cycle.
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="pganalytics-target")
@@ -84,7 +87,7 @@ class Collector:
 
     # -- targets ---------------------------------------------------------------------------
     def _apply_targets(self) -> None:
-        wanted = {t.name: t for t in self.config.targets}
+        wanted = {t.name: t for t in self.config.targets if t.name not in self._conflicting}
         for name, ref in self._store_targets.items():
             wanted.setdefault(name, cfg.TargetConfig(name, ref, self.config.interval_s,
                                                      self.config.slow_interval_s))
@@ -126,14 +129,37 @@ class Collector:
         (one statement for all of them), learn the ones registered with `targets add`."""
         targets = self.config.targets
         if targets:
-            sink.conn.execute(
-                "SELECT pganalytics.register_instance(n, r, l) "
-                "FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS t(n, r, l)",
-                ([t.name for t in targets], [t.conn for t in targets],
-                 [json.dumps(t.labels) for t in targets]))
+            try:
+                with sink.conn.transaction():
+                    sink.conn.execute(
+                        "SELECT pganalytics.register_target(n, r, l) "
+                        "FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS t(n, r, l)",
+                        ([t.name for t in targets], [t.conn for t in targets],
+                         [json.dumps(t.labels) for t in targets]))
+                self._conflicting = set()
+            except psycopg.errors.InsufficientPrivilege:
+                self._register_one_by_one(sink, targets)
         self._store_targets = dict(sink.conn.execute(
             "SELECT name, conn_ref FROM pganalytics.instances").fetchall())
         self._reload.set()  # re-merge target list in the scheduler thread
+
+    def _register_one_by_one(self, sink, targets) -> None:
+        """Some configured target is registered in the store with another connection
+        reference, which only an admin may change: that target is collected from where the
+        store says (logged once), the others are registered as usual."""
+        conflicting = set()
+        for t in targets:
+            try:
+                with sink.conn.transaction():
+                    sink.conn.execute("SELECT pganalytics.register_target(%s, %s, %s)",
+                                      (t.name, t.conn, json.dumps(t.labels)))
+            except psycopg.errors.InsufficientPrivilege as exc:
+                conflicting.add(t.name)
+                if t.name not in self._conflicting:
+                    log.error("target %s: the config's conn is not used: %s (%s); collecting "
+                              "from the registered connection reference", t.name,
+                              exc.diag.message_primary, exc.diag.message_hint)
+        self._conflicting = conflicting
 
     # -- cycles and ticks --------------------------------------------------------------------
     def _push(self, due: float, state: TargetState, kind: str) -> None:
@@ -237,6 +263,8 @@ class Collector:
         self.metrics_server = self._serve_metrics()
         try:
             while not self._stop.is_set():
+                if self.delivery.failure is not None:
+                    break
                 if self._reload.is_set():
                     self._reload.clear()
                     self._apply_targets()
@@ -253,3 +281,5 @@ class Collector:
                 self.metrics_server.server_close()
             log.info("collector stopped: %d batches delivered, %d spooled, %d dropped",
                      self.delivery.delivered, len(self.spool), self.spool.dropped)
+        if self.delivery.failure is not None:
+            raise self.delivery.failure

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .sink import Sink
+from .sink import BatchRefused, Sink
 from .spool import Spool
 
 log = logging.getLogger("pganalytics.collector.delivery")
@@ -27,14 +27,30 @@ log = logging.getLogger("pganalytics.collector.delivery")
 # connection exception, insufficient resources, operator intervention, system error.
 _TRANSIENT_CLASSES = {"08", "53", "57", "58"}
 
-# What delivering a batch can raise when the store (or the sink) refuses it; the connection
-# errors among them are told apart by Delivery._raise_if_unavailable.
-_REFUSED = (psycopg.Error, LookupError, ValueError, TypeError)
+# SQLSTATE classes that say "this batch is wrong": cardinality violation, data exception,
+# integrity constraint violation, an ingest function's RAISE EXCEPTION. Anything else the
+# store says (an undefined function: a store not upgraded; a syntax error: our bug) is not
+# the batch's fault and must not set it aside.
+_REFUSED_CLASSES = {"21", "22", "23", "P0"}
 
 
-def _transient(exc: Exception) -> bool:
+class DeliveryFailed(Exception):
+    """Delivery stopped on an error that is neither the store being away nor a batch it
+    refused: a bug, or a store that does not match this collector. What was queued is in
+    the spool, to be replayed once it is fixed."""
+
+
+def _transient(exc: BaseException) -> bool:
     state = getattr(exc, "sqlstate", None)
-    return bool(state) and state[:2] in _TRANSIENT_CLASSES
+    return state is not None and state[:2] in _TRANSIENT_CLASSES
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when the store (or the sink, checking for it) refuses the batch's own data."""
+    if isinstance(exc, BatchRefused):
+        return True
+    state = getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
+    return state is not None and state[:2] in _REFUSED_CLASSES
 
 
 class Delivery:
@@ -49,6 +65,7 @@ class Delivery:
         self.max_group = 500  # batches per store transaction
         self.fast_path = True  # False: every batch in its own savepoint (the fallback path)
         self.refused_groups = 0  # groups the fast path gave back to the per-batch path
+        self.failure: BaseException | None = None  # set when delivery stopped (DeliveryFailed)
         self._next_refresh = 0.0
         self._sink: Sink | None = None
         self._next_try = 0.0
@@ -66,6 +83,12 @@ class Delivery:
         """Deliver or spool everything queued, then stop."""
         self._stop.set()
         self._thread.join(timeout)
+        if self.failure is not None:  # the thread is gone: spool what came after it stopped
+            while True:
+                try:
+                    self.spool.put_many(self.inbox.get_nowait())
+                except queue.Empty:
+                    break
 
     def _connect(self) -> Sink | None:
         if self._sink is not None and not self._sink.conn.closed:
@@ -81,6 +104,8 @@ class Delivery:
             return None
         self._sink = Sink(conn)
         self._next_refresh = 0.0
+        # Staged rows of transactions that ended without ingesting them (a crash mid-group).
+        conn.execute("SELECT pganalytics.purge_staging()")
         return self._sink
 
     def _refresh(self) -> None:
@@ -121,19 +146,21 @@ class Delivery:
         return True
 
     @staticmethod
-    def _raise_if_unavailable(sink: Sink, exc: Exception) -> None:
+    def _raise_if_unavailable(sink: Sink, exc: BaseException) -> None:
         """Raise OperationalError when exc says the store cannot take anything now."""
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
             raise exc
         if sink.conn.broken or sink.conn.closed or _transient(exc):
             raise psycopg.OperationalError(f"store unavailable: {exc}") from exc
+        if not _refused(exc):
+            raise exc  # a bug or a mismatched store: _run stops delivery loudly
 
     def _deliver_together(self, sink: Sink, batches: list) -> bool:
         """The fast path; False when the store refused something (all of it rolled back)."""
         try:
             with sink.transaction():
                 sink.deliver_group(batches)
-        except _REFUSED as exc:
+        except Exception as exc:
             self._raise_if_unavailable(sink, exc)
             self.refused_groups += 1
             log.info("the store refused part of a group of %d batches (%s: %s): "
@@ -142,17 +169,20 @@ class Delivery:
         return True
 
     def _deliver_each(self, sink: Sink, batches: list) -> None:
-        """Each batch in its own savepoint: a batch refused by the store itself (bad data,
-        unknown instance) is kept for inspection instead of blocking every later batch."""
-        with sink.transaction():
-            for batch in batches:
-                try:
-                    sink.deliver(batch)
-                except _REFUSED as exc:
-                    self._raise_if_unavailable(sink, exc)
-                    self.spool.reject(batch, str(exc))
-                    log.error("batch %s/%s at %s rejected by the store: %s",
-                              batch.instance, batch.source, batch.collected_at, exc)
+        """Each batch in its own transaction: a batch refused by the store itself (bad data,
+        unknown instance) is kept for inspection instead of blocking every later batch. One
+        transaction each, not savepoints in one: each then reads only its own staged rows
+        (rows a transaction staged and consumed stay in the staging index until it ends).
+        If the store goes away half-way, the group is spooled whole: re-delivering the
+        batches already committed is harmless (ledger)."""
+        for batch in batches:
+            try:
+                sink.deliver(batch)
+            except Exception as exc:
+                self._raise_if_unavailable(sink, exc)
+                self.spool.reject(batch, str(exc))
+                log.error("batch %s/%s at %s rejected by the store: %s",
+                          batch.instance, batch.source, batch.collected_at, exc)
 
     def _replay(self) -> None:
         while (head := self.spool.oldest()) is not None:
@@ -176,14 +206,30 @@ class Delivery:
         return batches
 
     def _run(self) -> None:
-        while True:
-            batches = self._take()
-            self._refresh()
-            if len(self.spool):
-                self._replay()
-            if batches and (len(self.spool) or not self._deliver(batches)):
-                self.spool.put_many(batches)
-            if self._stop.is_set() and self.inbox.empty():
-                break
-        if self._sink is not None:
-            self._sink.conn.close()
+        batches: list = []
+        try:
+            while True:
+                batches = self._take()
+                self._refresh()
+                if len(self.spool):
+                    self._replay()
+                if batches and (len(self.spool) or not self._deliver(batches)):
+                    self.spool.put_many(batches)
+                batches = []
+                if self._stop.is_set() and self.inbox.empty():
+                    break
+        except Exception as exc:
+            # Not the store being away, not a refused batch: keep what we hold, stop loudly.
+            log.exception("delivery stopped: %s", exc)
+            self.failure = DeliveryFailed(f"{type(exc).__name__}: {exc}")
+            self.failure.__cause__ = exc
+            while True:
+                if batches:
+                    self.spool.put_many(batches)
+                try:
+                    batches = self.inbox.get_nowait()
+                except queue.Empty:
+                    break
+        finally:
+            if self._sink is not None:
+                self._sink.conn.close()

@@ -20,6 +20,11 @@ from . import pgss
 from .batch import QueryStatsBatch, RowsBatch, SamplesBatch
 
 
+class BatchRefused(Exception):
+    """The store cannot take this batch as it is (an unknown instance, a bad source name):
+    the batch is set aside, not retried. Bugs of ours (TypeError, ...) are not this."""
+
+
 def _label_key(labels: dict) -> tuple:
     """Labels as part of the series cache key: the same whatever order the keys came in."""
     return tuple(sorted(labels.items()))
@@ -31,9 +36,8 @@ class Sink:
         self._instance_ids: dict[str, int] = {}
         self._series: dict[tuple[int, str, tuple], int] = {}
         # Series learned since the last commit: a rollback must forget them (their rows are
-        # gone, and an id from the cache is never checked again). Same for the staging tables.
+        # gone, and an id from the cache is never checked again).
         self._learned: list[tuple[int, str, tuple]] = []
-        self._staging_open = False
         self._loaded: set[int] = set()  # instances whose stored series are all in the cache
 
     # -- transactions whose rollback the caches follow ---------------------------------------
@@ -45,7 +49,7 @@ class Sink:
         idle = self.conn.info.transaction_status == TransactionStatus.IDLE
         if idle:
             self._learned.clear()  # everything learned before was committed or forgotten
-        mark, staging = len(self._learned), self._staging_open
+        mark = len(self._learned)
         try:
             if savepoint or idle:
                 with self.conn.transaction():
@@ -56,13 +60,7 @@ class Sink:
             for key in self._learned[mark:]:
                 self._series.pop(key, None)
             del self._learned[mark:]
-            self._staging_open = staging
             raise
-
-    def _open_staging(self, cur) -> None:
-        if not self._staging_open:
-            cur.execute("SELECT pganalytics.open_staging()")
-            self._staging_open = True
 
     # -- ids -------------------------------------------------------------------------------
     def instance_id(self, name: str) -> int:
@@ -77,7 +75,7 @@ class Sink:
                 (unknown,)).fetchall())
             missing = [n for n in unknown if n not in self._instance_ids]
             if missing:
-                raise LookupError(f"instance {', '.join(map(repr, missing))} is not registered in "
+                raise BatchRefused(f"instance {', '.join(map(repr, missing))} is not registered in "
                                   "the store: add it with `pganalytics targets add`")
         return self._instance_ids
 
@@ -135,16 +133,8 @@ class Sink:
     def deliver(self, batch) -> int:
         """Deliver any batch in its own transaction (a savepoint inside one); returns rows
         stored (0 when it was already delivered)."""
-        return self._deliver_one(batch, savepoint=True)
-
-    def _deliver_one(self, batch, savepoint: bool) -> int:
-        if isinstance(batch, QueryStatsBatch):
-            return self.deliver_query_stats(batch, savepoint)
-        if isinstance(batch, SamplesBatch):
-            return self.deliver_samples(batch, savepoint)
-        if isinstance(batch, RowsBatch):
-            return self.deliver_rows(batch, savepoint)
-        raise TypeError(f"not a batch: {type(batch).__name__}")
+        with self.transaction():
+            return self.deliver_group([batch])
 
     def deliver_group(self, batches: list) -> int:
         """Deliver many batches in the caller's transaction without a savepoint each, in a
@@ -153,7 +143,9 @@ class Sink:
         pipeline (one round trip; psycopg pipeline mode). Round trips, not SQL, are what a
         single writer waits on, and each one also waits for the collector's GIL and the CPU.
         Samples going first changes nothing (each snapshot stands alone); query_stats and row
-        batches, whose order matters (deltas, history), keep theirs. Any error leaves the
+        batches, whose order matters (deltas, history), keep theirs. Staged rows go into the
+        store's own staging tables (the collector may only INSERT into them); each ingest call
+        reads back what this transaction staged under its batch numbers. Any error leaves the
         transaction to be rolled back as a whole. Returns rows stored."""
         if any(not isinstance(b, (SamplesBatch, QueryStatsBatch, RowsBatch)) for b in batches):
             raise TypeError("not a batch: " + ", ".join(sorted({type(b).__name__ for b in batches})))
@@ -163,81 +155,35 @@ class Sink:
         calls = [self._rows_call(b) for b in rows]  # validates source names first
         iids = self._resolve_instances(b.instance for b in batches)
         with self.transaction(savepoint=False), self.conn.cursor() as cur:
-            self._open_staging(cur)
             samples_call = self._stage_samples(cur, samples, iids) if samples else None
             if stats:
-                with cur.copy(f"COPY stage_query_stats_many ({pgss.STAGE_COLUMNS}, batch_no) FROM STDIN") as copy:
+                with cur.copy(f"COPY pganalytics.query_stats_stage ({pgss.STAGE_COLUMNS}, batch_no) "
+                              "FROM STDIN") as copy:
                     for no, batch in enumerate(stats):
                         # text COPY: a raw newline only ends a row (data newlines are escaped)
                         copy.write(batch.copy_data.replace(b"\n", b"\t%d\n" % no))
-            texts = [(no, q, t) for no, b in enumerate(stats) for q, t in b.texts]
             results = []
             # libpq < 14 has no pipeline mode: the same calls then go one by one.
             with self.conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
                 if samples_call:
                     results.append(self.conn.execute(*samples_call))
-                if texts:
-                    nos, ids, qs = zip(*texts)
-                    self.conn.execute(
-                        "UPDATE stage_query_stats_many s SET query = t.query "
-                        "FROM unnest(%s::int[], %s::bigint[], %s::text[]) AS t(batch_no, queryid, query) "
-                        "WHERE s.batch_no = t.batch_no AND s.queryid = t.queryid",
-                        (list(nos), list(ids), list(qs)))
                 for no, batch in enumerate(stats):
+                    text_ids, texts = (list(c) for c in zip(*batch.texts)) if batch.texts else ([], [])
                     results.append(self.conn.execute(
-                        "SELECT pganalytics.ingest_query_stats_staged(%s, %s, %s, %s, %s)",
-                        (no, iids[batch.instance], batch.collected_at, batch.dealloc, batch.stats_reset)))
+                        "SELECT pganalytics.ingest_query_stats(%s, %s, %s, %s, %s, %s::bigint[], %s::text[])",
+                        (no, iids[batch.instance], batch.collected_at, batch.dealloc, batch.stats_reset,
+                         text_ids, texts)))
                 for rows_batch, call in zip(rows, calls):
                     results.append(self.conn.execute(call, (iids[rows_batch.instance], rows_batch.collected_at,
                                                             Jsonb(rows_batch.rows))))
             return sum(r.fetchone()[0] for r in results)  # type: ignore[index]  # each call returns one row
 
-    def deliver_query_stats(self, batch: QueryStatsBatch, savepoint: bool = True) -> int:
-        """Returns the number of entries merged (0 when the batch was already delivered)."""
-        iid = self.instance_id(batch.instance)
-        with self.transaction(savepoint), self.conn.cursor() as cur:
-            self._open_staging(cur)
-            with cur.copy(f"COPY stage_query_stats ({pgss.STAGE_COLUMNS}) FROM STDIN") as copy:
-                copy.write(batch.copy_data)
-            if batch.texts:
-                ids, texts = zip(*batch.texts)
-                cur.execute("UPDATE stage_query_stats s SET query = t.query "
-                            "FROM unnest(%s::bigint[], %s::text[]) AS t(queryid, query) "
-                            "WHERE s.queryid = t.queryid", (list(ids), list(texts)))
-            cur.execute("SELECT pganalytics.ingest_query_stats(%s, %s, %s, %s)",
-                        (iid, batch.collected_at, batch.dealloc, batch.stats_reset))
-            return cur.fetchone()[0]
-
-    def deliver_samples(self, batch: SamplesBatch, savepoint: bool = True) -> int:
-        """One batch straight into pganalytics.samples after the ledger said it is new: no
-        staging, so a long transaction of many such batches (the per-batch path) stays
-        linear - staged rows deleted in a transaction are still scanned until it ends."""
-        if not batch.samples:
-            return 0
-        iid = self.instance_id(batch.instance)
-        with self.transaction(savepoint), self.conn.cursor() as cur:
-            [ids] = self._series_ids([(iid, batch.samples)])
-            cur.execute("SELECT pganalytics.begin_snapshot(%s, %s, %s, %s, %s, %s)",
-                        (iid, batch.source, batch.collected_at, batch.collected_at, batch.collected_at,
-                         len(ids)))
-            if not cur.fetchone()[0]:
-                return 0
-            if batch.databases:
-                datids, datnames = zip(*batch.databases)
-                cur.execute("SELECT pganalytics.register_databases(%s::int[], %s::oid[], %s::text[])",
-                            ([iid] * len(datids), list(datids), list(datnames)))
-            with cur.copy("COPY pganalytics.samples (instance_id, series_id, ts, value) "
-                          "FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["int4", "int4", "timestamptz", "float8"])
-                for sid, sample in zip(ids, batch.samples):
-                    copy.write_row((iid, sid, batch.collected_at, sample[3]))
-            return len(ids)
-
     def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int]) -> tuple:
-        """COPY the batches' samples into stage_samples; returns the ingest_samples() call
-        (query, params) that stores them."""
+        """COPY the batches' samples into the store's samples_stage; returns the
+        ingest_samples() call (query, params) that stores them."""
         ids = self._series_ids([(iids[b.instance], b.samples) for b in batches])
-        with cur.copy("COPY stage_samples (batch_no, series_id, value) FROM STDIN (FORMAT BINARY)") as copy:
+        with cur.copy("COPY pganalytics.samples_stage (batch_no, series_id, value) "
+                      "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int4", "int4", "float8"])
             for no, (batch, batch_ids) in enumerate(zip(batches, ids)):
                 for sid, sample in zip(batch_ids, batch.samples):
@@ -253,12 +199,5 @@ class Sink:
     @staticmethod
     def _rows_call(batch: RowsBatch) -> sql.Composed:
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,50}", batch.source):
-            raise ValueError(f"bad source name {batch.source!r}")
+            raise BatchRefused(f"bad source name {batch.source!r}")
         return sql.SQL("SELECT pganalytics.{}(%s, %s, %s)").format(sql.Identifier(f"ingest_{batch.source}"))
-
-    def deliver_rows(self, batch: RowsBatch, savepoint: bool = True) -> int:
-        """One call to pganalytics.ingest_<source>(); it returns 0 for an already delivered batch."""
-        call = self._rows_call(batch)
-        iid = self.instance_id(batch.instance)
-        with self.transaction(savepoint):
-            return self.conn.execute(call, (iid, batch.collected_at, Jsonb(batch.rows))).fetchone()[0]

@@ -1,6 +1,7 @@
 """Alembic environment: the whole upgrade or downgrade runs in ONE transaction, so a failure
-leaves nothing half-installed. Replaceable objects (sql/{ingest,analytics,api}) are dropped
-before any revision runs and re-applied once head is reached (see pganalytics.replaceable)."""
+leaves nothing half-installed. Replaceable objects (sql/{ingest,analytics,api}) are applied
+once head is reached and dropped when moving below it (see pganalytics.replaceable); at head,
+every object of the schema is given to the pganalytics_owner role."""
 from __future__ import annotations
 
 import logging
@@ -43,24 +44,33 @@ def run_migrations_online() -> None:
                           version_table="alembic_version", version_table_schema="public")
         with context.begin_transaction():
             raw = connection.connection.driver_connection
+            assert raw is not None  # the connection a migration runs on is open
             script = context.script
             heads = set(script.get_heads())
+            target: object
             try:
                 target = context.get_revision_argument()
             except KeyError:  # `alembic current` and friends move nothing
                 target = NO_MOVE
-            at_head = set(context.get_context().get_current_heads()) == heads
             target_is_head = target in ("head", "heads") or (
                 isinstance(target, str) and target in heads)
             with raw.cursor() as cur:
                 # Serialise concurrent installers on the same database.
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext('pganalytics.install'))")
-                if target is not NO_MOVE and not (at_head and target_is_head):
+                # Unqualified names in the run-once DDL (operators in CHECKs, now() in
+                # defaults) resolve in pg_catalog only, never in a schema someone else can
+                # write to (what scripts/pgspot-check assumes).
+                cur.execute("SET LOCAL search_path TO pg_catalog, pg_temp")
+                # Replaceable objects exist only at head: moving below it drops them (refused
+                # when a user's object depends on them); an upgrade to head replaces them in
+                # place, keeping OIDs, grants and users' dependent objects.
+                if target is not NO_MOVE and not target_is_head:
                     replaceable.drop_all(cur)
             context.run_migrations()
             if set(context.get_context().get_current_heads()) == heads:
                 with raw.cursor() as cur:
                     replaceable.apply_all(cur)
+                    replaceable.set_ownership(cur)
 
 
 if context.is_offline_mode():

@@ -11,6 +11,7 @@ import sys
 import psycopg
 
 from . import store
+from .collector.sink import BatchRefused
 
 EPILOG = "The store is named by --dsn or PGANALYTICS_DSN (libpq DSN, URL or service=NAME)."
 
@@ -45,7 +46,7 @@ def _labels(pairs: list[str]) -> dict:
 def cmd_targets_add(args) -> None:
     with store.connect(_dsn(args), autocommit=True) as conn:
         iid = conn.execute("SELECT pganalytics.register_instance(%s, %s, %s)",
-                           (args.name, args.conn, json.dumps(_labels(args.label)))).fetchone()[0]
+                           (args.name, args.conn, json.dumps(_labels(args.label)))).fetchone()[0]  # type: ignore[index]  # one row
     print(f"target {args.name} registered (instance_id {iid})")
 
 
@@ -60,22 +61,27 @@ def cmd_collect(args) -> None:
     from .collector import config as collector_config
     from .collector.run import collect_once
 
+    try:
+        if args.config:
+            conf = collector_config.load(args.config)
+        else:
+            conf = collector_config.parse({}, _dsn(args))
+    except collector_config.ConfigError as exc:
+        raise store.StoreError(str(exc)) from None
     if not args.once:
         from .collector.daemon import Collector
+        from .collector.delivery import DeliveryFailed
 
-        try:
-            if args.config:
-                conf = collector_config.load(args.config)
-            else:
-                conf = collector_config.parse({}, _dsn(args))
-        except collector_config.ConfigError as exc:
-            raise store.StoreError(str(exc)) from None
         collector = Collector(conf, args.config)
         collector.install_signal_handlers()
-        collector.run()
+        try:
+            collector.run()
+        except DeliveryFailed as exc:
+            raise store.StoreError(f"delivery stopped ({exc}); what was queued is in the spool, "
+                                   "replayed at the next start") from None
         return
     failed = 0
-    for r in collect_once(_dsn(args), args.target or None):
+    for r in collect_once(conf.store_dsn, args.target or None, config=conf):
         if r.ok:
             print(f"{r.instance}: {r.query_entries} query entries, {r.samples} samples")
             for source, reason in sorted(r.unavailable.items()):
@@ -94,6 +100,20 @@ def cmd_token_create(args) -> None:
     with store.connect(_dsn(args), autocommit=True) as conn:
         conn.execute("SELECT pganalytics.api_add_token(%s, %s)", (args.name, token_digest(token)))
     print(token)
+
+
+def cmd_token_list(args) -> None:
+    with store.connect(_dsn(args)) as conn:
+        rows = conn.execute("SELECT name, created_at, revoked_at FROM pganalytics.api_list_tokens()").fetchall()
+    for name, created, revoked in rows:
+        state = f"revoked {revoked:%Y-%m-%d %H:%M:%S%z}" if revoked else "active"
+        print(f"{name}\tcreated {created:%Y-%m-%d %H:%M:%S%z}\t{state}")
+
+
+def cmd_token_revoke(args) -> None:
+    with store.connect(_dsn(args), autocommit=True) as conn:
+        at = conn.execute("SELECT pganalytics.api_revoke_token(%s)", (args.name,)).fetchone()[0]  # type: ignore[index]  # one row
+    print(f"token {args.name} revoked ({at:%Y-%m-%d %H:%M:%S%z})")
 
 
 def cmd_serve(args) -> None:
@@ -143,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("name")
     sp.add_argument("--dsn")
     sp.set_defaults(func=cmd_token_create)
+    sp = token.add_parser("list", help="list tokens (names and dates, never the tokens)")
+    sp.add_argument("--dsn")
+    sp.set_defaults(func=cmd_token_list)
+    sp = token.add_parser("revoke", help="revoke a token by name: the gateway refuses it at once")
+    sp.add_argument("name")
+    sp.add_argument("--dsn")
+    sp.set_defaults(func=cmd_token_revoke)
     sp = add("serve", cmd_serve, "serve the REST/WebSocket gateway")
     sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--port", type=int, default=8080)
@@ -155,10 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Alembic says "setup plugin ..." at INFO on import, before env.py can quiet it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (store.StoreError, LookupError) as exc:
+    except (store.StoreError, LookupError, BatchRefused) as exc:
         print(f"pganalytics: {exc}", file=sys.stderr)
         sys.exit(2)
     except psycopg.Error as exc:

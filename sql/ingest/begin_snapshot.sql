@@ -2,6 +2,7 @@
 -- its row count when known) and make sure the sample partitions for [p_ts_from, p_ts_to]
 -- exist. Returns false when this batch was already delivered: the caller then skips it
 -- (re-sending never double-counts). Must run in the same transaction as the batch's data.
+-- (not SECURITY DEFINER: only the ingest functions, running as the store's owner, call it).
 CREATE OR REPLACE FUNCTION pganalytics.begin_snapshot(
     p_instance_id  int,
     p_source       text,
@@ -11,7 +12,6 @@ CREATE OR REPLACE FUNCTION pganalytics.begin_snapshot(
     p_row_count    bigint DEFAULT 0)
 RETURNS boolean
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -43,4 +43,3 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz, bigint) TO pganalytics_collector;

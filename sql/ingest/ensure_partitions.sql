@@ -1,9 +1,9 @@
 -- Create the daily partitions of a time-partitioned table that cover [p_from, p_to].
 -- Called before each batch is loaded; existing partitions cost one catalog lookup each.
+-- Runs as its caller: the ingest and retention functions, as the store's owner.
 CREATE OR REPLACE FUNCTION pganalytics.ensure_partitions(p_parent regclass, p_from timestamptz, p_to timestamptz)
 RETURNS int
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -45,4 +45,3 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION pganalytics.ensure_partitions(regclass, timestamptz, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pganalytics.ensure_partitions(regclass, timestamptz, timestamptz) TO pganalytics_collector, pganalytics_admin;

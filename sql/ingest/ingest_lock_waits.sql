@@ -2,6 +2,7 @@
 -- (collector/activity.py, source 'lock_waits'): p_rows is a JSON array of objects with the
 -- columns of pganalytics.lock_waits except instance_id and collected_at; kind and pid are
 -- required, (kind, pid) is unique. Returns the rows stored; 0 when already delivered.
+-- depends: ingest/begin_rows_snapshot.sql
 CREATE OR REPLACE FUNCTION pganalytics.ingest_lock_waits(
     p_instance_id  int,
     p_collected_at timestamptz,
@@ -16,16 +17,13 @@ DECLARE
     bad    jsonb;
     stored int;
 BEGIN
-    IF p_instance_id IS NULL OR p_collected_at IS NULL OR p_rows IS NULL THEN
-        RAISE EXCEPTION 'ingest_lock_waits: instance, collected_at and rows must not be null';
-    END IF;
-    IF jsonb_typeof(p_rows) <> 'array' THEN
-        RAISE EXCEPTION 'ingest_lock_waits: rows must be a JSON array, got %', jsonb_typeof(p_rows);
+    -- Validation failing after the ledger row is written rolls that back too.
+    IF NOT pganalytics.begin_rows_snapshot('ingest_lock_waits', p_instance_id, 'lock_waits', p_collected_at, p_rows) THEN
+        RETURN 0;  -- already delivered
     END IF;
     SELECT n, e INTO bad_n, bad
     FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS a(e, n)
-    WHERE CASE WHEN jsonb_typeof(e) <> 'object' THEN true
-               WHEN e->>'kind' IS NULL OR e->>'kind' NOT IN ('lock_wait', 'idle_in_transaction') THEN true
+    WHERE CASE WHEN e->>'kind' IS NULL OR e->>'kind' NOT IN ('lock_wait', 'idle_in_transaction') THEN true
                WHEN jsonb_typeof(e->'pid') IS DISTINCT FROM 'number' THEN true
                WHEN (e->>'pid')::numeric % 1 <> 0 THEN true
                WHEN jsonb_typeof(e->'blocking_pids') NOT IN ('array', 'null')
@@ -40,9 +38,6 @@ BEGIN
                GROUP BY kind, pid HAVING count(*) > 1) THEN
         RAISE EXCEPTION 'ingest_lock_waits: a (kind, pid) pair occurs twice'
             USING ERRCODE = 'cardinality_violation';
-    END IF;
-    IF NOT pganalytics.begin_snapshot(p_instance_id, 'lock_waits', p_collected_at) THEN
-        RETURN 0;  -- already delivered
     END IF;
     INSERT INTO pganalytics.lock_waits
         (instance_id, collected_at, kind, pid, datname, usename, application_name, backend_type,
@@ -61,8 +56,6 @@ BEGIN
         root_blocker_pids int[], root_blocker_pid int, root_blocker_state text,
         root_blocker_queryid bigint, root_blocker_xact_age_s float8, chain_depth int);
     GET DIAGNOSTICS stored = ROW_COUNT;
-    UPDATE pganalytics.snapshots SET row_count = stored
-    WHERE instance_id = p_instance_id AND source = 'lock_waits' AND collected_at = p_collected_at;
     RETURN stored;
 END
 $$;

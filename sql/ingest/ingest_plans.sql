@@ -4,6 +4,7 @@
 -- stored for the same (instance, database, query) at or before this batch: the table then
 -- holds one row per plan change, which is what makes plan changes visible. Returns the
 -- number of plans stored (0 for an already delivered batch, via the snapshot ledger).
+-- depends: ingest/begin_rows_snapshot.sql
 CREATE OR REPLACE FUNCTION pganalytics.ingest_plans(p_instance_id int, p_collected_at timestamptz, p_rows jsonb)
 RETURNS int
 LANGUAGE plpgsql
@@ -14,15 +15,12 @@ DECLARE
     bad    record;
     stored int;
 BEGIN
-    IF p_instance_id IS NULL OR p_collected_at IS NULL THEN
-        RAISE EXCEPTION 'ingest_plans: instance and collected_at must not be null';
-    END IF;
-    IF p_rows IS NULL OR jsonb_typeof(p_rows) <> 'array' THEN
-        RAISE EXCEPTION 'ingest_plans: rows must be a JSON array, got %', coalesce(jsonb_typeof(p_rows), 'NULL');
+    -- Validation failing after the ledger row is written rolls that back too.
+    IF NOT pganalytics.begin_rows_snapshot('ingest_plans', p_instance_id, 'plans', p_collected_at, p_rows) THEN
+        RETURN 0;  -- already delivered
     END IF;
     SELECT * INTO bad FROM (
         SELECT r.ord, CASE
-            WHEN jsonb_typeof(r.v) <> 'object' THEN 'is not an object'
             WHEN jsonb_typeof(r.v -> 'queryid') IS DISTINCT FROM 'number' THEN 'has no numeric queryid'
             WHEN jsonb_typeof(r.v -> 'plan_hash') IS DISTINCT FROM 'number' THEN 'has no numeric plan_hash'
             WHEN coalesce(jsonb_typeof(r.v -> 'dbid'), 'null') NOT IN ('number', 'null') THEN 'has a dbid that is not a number'
@@ -40,9 +38,6 @@ BEGIN
                GROUP BY (v ->> 'queryid')::bigint, (v ->> 'dbid')::oid HAVING count(*) > 1) THEN
         RAISE EXCEPTION 'ingest_plans: the batch holds a (queryid, dbid) twice'
             USING ERRCODE = 'cardinality_violation';
-    END IF;
-    IF NOT pganalytics.begin_snapshot(p_instance_id, 'plans', p_collected_at) THEN
-        RETURN 0;  -- already delivered
     END IF;
 
     INSERT INTO pganalytics.query_executions

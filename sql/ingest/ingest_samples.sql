@@ -1,15 +1,15 @@
 -- depends: ingest/register_databases.sql
 -- Store the samples of many batches at once (one delivery group): the collector COPYs every
--- sample into pg_temp.stage_samples (batch_no, series_id, value), then calls this once with
--- one array element per batch (batch_no, instance, source, collected_at) and the databases
--- the batches saw (pg_stat_database: batch_no, datid, datname).
+-- sample into pganalytics.samples_stage (batch_no, series_id, value) in its transaction, then
+-- calls this once with one array element per batch (batch_no, instance, source, collected_at)
+-- and the databases the batches saw (pg_stat_database: batch_no, datid, datname). Only rows
+-- staged by the calling transaction are read (stage_xid), never a relation the caller made.
 --
 -- Each distinct (instance, source, collected_at) is recorded in the snapshots ledger; only
 -- the samples of snapshots recorded by THIS call are stored, so a batch delivered before is
 -- skipped and the same snapshot twice in one group is stored once (its lowest batch_no).
 -- Also keeps the day partitions, instances.last_seen_at and the databases current for those
--- batches, consumes the staged rows (a later call in the same transaction sees only its own)
--- and returns the number of samples stored.
+-- batches, consumes the staged rows of the listed batches and returns the samples stored.
 CREATE OR REPLACE FUNCTION pganalytics.ingest_samples(
     p_batch_nos    int[],
     p_instance_ids int[],
@@ -24,6 +24,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    my_xid   xid8 := pg_current_xact_id();  -- once: a volatile call per row could use no index
     bad      record;
     new_nos  int[];
     new_iids int[];
@@ -31,10 +32,6 @@ DECLARE
     day      date;
     stored   bigint;
 BEGIN
-    IF to_regclass('pg_temp.stage_samples') IS NULL THEN
-        RAISE EXCEPTION 'ingest_samples: no staged samples in this session'
-            USING HINT = 'call pganalytics.open_staging() and COPY into stage_samples first';
-    END IF;
     IF p_batch_nos IS NULL OR p_instance_ids IS NULL OR p_sources IS NULL OR p_collected_at IS NULL
        OR p_db_batch_nos IS NULL OR p_datids IS NULL OR p_datnames IS NULL THEN
         RAISE EXCEPTION 'ingest_samples: the arrays must not be null (pass empty arrays instead)';
@@ -69,13 +66,15 @@ BEGIN
         RAISE EXCEPTION 'ingest_samples: no instance with id %', bad.instance_id
             USING HINT = 'register it first with pganalytics.register_instance()';
     END IF;
-    -- Every staged sample belongs to a listed batch, and its series to that batch's instance.
+    -- Every sample this transaction staged belongs to a listed batch (rows left over would
+    -- never be stored), and its series to that batch's instance.
     SELECT s.batch_no, s.series_id, b.instance_id INTO bad
-    FROM pg_temp.stage_samples s
+    FROM pganalytics.samples_stage s
     LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
-    WHERE b.batch_no IS NULL
+    WHERE s.stage_xid = my_xid
+      AND (b.batch_no IS NULL
        OR NOT EXISTS (SELECT FROM pganalytics.series r
-                      WHERE r.instance_id = b.instance_id AND r.series_id = s.series_id)
+                      WHERE r.instance_id = b.instance_id AND r.series_id = s.series_id))
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'ingest_samples: a staged sample of batch % names series %, which is not a series of %',
@@ -89,7 +88,8 @@ BEGIN
         SELECT b.*, c.n
         FROM unnest(p_batch_nos, p_instance_ids, p_sources, p_collected_at)
              AS b(batch_no, instance_id, source, collected_at)
-        JOIN (SELECT s.batch_no, count(*) AS n FROM pg_temp.stage_samples s GROUP BY s.batch_no) c
+        JOIN (SELECT s.batch_no, count(*) AS n FROM pganalytics.samples_stage s
+              WHERE s.stage_xid = my_xid AND s.batch_no = ANY (p_batch_nos) GROUP BY s.batch_no) c
           USING (batch_no)),
     firsts AS (
         SELECT DISTINCT ON (b.instance_id, b.source, b.collected_at) b.*
@@ -111,8 +111,9 @@ BEGIN
         END LOOP;
         INSERT INTO pganalytics.samples (instance_id, series_id, ts, value)
         SELECT n.instance_id, s.series_id, n.collected_at, s.value
-        FROM pg_temp.stage_samples s
-        JOIN unnest(new_nos, new_iids, new_ats) AS n(batch_no, instance_id, collected_at) USING (batch_no);
+        FROM pganalytics.samples_stage s
+        JOIN unnest(new_nos, new_iids, new_ats) AS n(batch_no, instance_id, collected_at) USING (batch_no)
+        WHERE s.stage_xid = my_xid;
         GET DIAGNOSTICS stored = ROW_COUNT;
 
         UPDATE pganalytics.instances i SET last_seen_at = greatest(i.last_seen_at, n.collected_at)
@@ -129,7 +130,7 @@ BEGIN
         HAVING count(*) > 0;
     END IF;
     -- Consume the staged rows: a later call in the same transaction must not see them.
-    DELETE FROM pg_temp.stage_samples;
+    DELETE FROM pganalytics.samples_stage s WHERE s.stage_xid = my_xid AND s.batch_no = ANY (p_batch_nos);
     RETURN coalesce(stored, 0);
 END
 $$;

@@ -1,6 +1,7 @@
 -- Fold one snapshot of a target's non-default settings into settings_history: a value that
 -- changed (or went back to default) closes its row at p_collected_at and opens a new one.
 -- p_rows: [{"name", "setting", "unit", "source", "pending_restart"}]. Returns rows opened.
+-- depends: ingest/begin_rows_snapshot.sql
 CREATE OR REPLACE FUNCTION pganalytics.ingest_settings(p_instance_id int, p_collected_at timestamptz, p_rows jsonb)
 RETURNS int
 LANGUAGE plpgsql
@@ -10,11 +11,8 @@ AS $$
 DECLARE
     opened int;
 BEGIN
-    IF p_rows IS NULL OR jsonb_typeof(p_rows) <> 'array' THEN
-        RAISE EXCEPTION 'ingest_settings: rows must be a JSON array, got %', coalesce(jsonb_typeof(p_rows), 'null');
-    END IF;
-    IF NOT pganalytics.begin_snapshot(p_instance_id, 'settings', p_collected_at) THEN
-        RETURN 0;
+    IF NOT pganalytics.begin_rows_snapshot('ingest_settings', p_instance_id, 'settings', p_collected_at, p_rows) THEN
+        RETURN 0;  -- already delivered
     END IF;
     -- A late replay of an older snapshot must not rewrite history.
     IF EXISTS (SELECT FROM pganalytics.settings_history

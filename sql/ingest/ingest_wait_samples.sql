@@ -2,6 +2,7 @@
 -- 'wait_samples'): p_rows is a JSON array of objects {datname, queryid, backend_type, state,
 -- wait_event_type, wait_event, samples, ticks, interval_s}, one per distinct key. Returns the
 -- rows stored; 0 when this batch was already delivered.
+-- depends: ingest/begin_rows_snapshot.sql
 CREATE OR REPLACE FUNCTION pganalytics.ingest_wait_samples(
     p_instance_id  int,
     p_collected_at timestamptz,
@@ -16,16 +17,13 @@ DECLARE
     bad    jsonb;
     stored int;
 BEGIN
-    IF p_instance_id IS NULL OR p_collected_at IS NULL OR p_rows IS NULL THEN
-        RAISE EXCEPTION 'ingest_wait_samples: instance, collected_at and rows must not be null';
-    END IF;
-    IF jsonb_typeof(p_rows) <> 'array' THEN
-        RAISE EXCEPTION 'ingest_wait_samples: rows must be a JSON array, got %', jsonb_typeof(p_rows);
+    -- Validation failing after the ledger row is written rolls that back too.
+    IF NOT pganalytics.begin_rows_snapshot('ingest_wait_samples', p_instance_id, 'wait_samples', p_collected_at, p_rows) THEN
+        RETURN 0;  -- already delivered
     END IF;
     SELECT n, e INTO bad_n, bad
     FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS a(e, n)
-    WHERE CASE WHEN jsonb_typeof(e) <> 'object' THEN true
-               WHEN jsonb_typeof(e->'samples') IS DISTINCT FROM 'number'
+    WHERE CASE WHEN jsonb_typeof(e->'samples') IS DISTINCT FROM 'number'
                  OR jsonb_typeof(e->'ticks') IS DISTINCT FROM 'number' THEN true
                WHEN (e->>'samples')::numeric < 1 OR (e->>'ticks')::numeric < 1
                  OR (e->>'samples')::numeric % 1 <> 0 OR (e->>'ticks')::numeric % 1 <> 0 THEN true
@@ -44,9 +42,6 @@ BEGIN
         RAISE EXCEPTION 'ingest_wait_samples: a (datname, queryid, backend_type, state, wait_event_type, wait_event) key occurs twice'
             USING ERRCODE = 'cardinality_violation', HINT = 'aggregate samples per key before sending';
     END IF;
-    IF NOT pganalytics.begin_snapshot(p_instance_id, 'wait_samples', p_collected_at) THEN
-        RETURN 0;  -- already delivered
-    END IF;
     PERFORM pganalytics.ensure_partitions('pganalytics.wait_samples', p_collected_at, p_collected_at);
     INSERT INTO pganalytics.wait_samples
         (instance_id, collected_at, interval_s, ticks, datname, queryid, backend_type, state,
@@ -56,8 +51,6 @@ BEGIN
     FROM jsonb_to_recordset(p_rows) AS r(interval_s float8, ticks int, datname text, queryid bigint,
          backend_type text, state text, wait_event_type text, wait_event text, samples int);
     GET DIAGNOSTICS stored = ROW_COUNT;
-    UPDATE pganalytics.snapshots SET row_count = stored
-    WHERE instance_id = p_instance_id AND source = 'wait_samples' AND collected_at = p_collected_at;
     RETURN stored;
 END
 $$;

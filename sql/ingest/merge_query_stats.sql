@@ -1,16 +1,18 @@
--- Deltas and the counters' MERGE in ONE statement (PG 15-17): a data-modifying CTE writes
--- per-interval deltas computed against the previous counters while MERGE replaces them; both
--- read the same snapshot of query_stats. Called by ingest_query_stats() (see the reset rules
--- there); PG 18+ uses merge_query_stats.pg18.sql. Returns the entries merged.
+-- Deltas and the counters' MERGE in ONE statement: a data-modifying CTE writes per-interval
+-- deltas computed against the previous counters while MERGE replaces them; both read the same
+-- snapshot of query_stats. The one place the delta and reset rules live (see
+-- ingest_query_stats() for them), on every server version. Reads the rows that transaction
+-- p_xid staged under p_batch_no. Called by ingest_query_stats() only, as the store's owner
+-- (not SECURITY DEFINER: nobody else may call it). Returns the entries merged.
 -- Entries that did not run in the interval are left alone (no dead tuple, no WAL): their
 -- collected_at is when they last changed. A global reset is one after the previous snapshot.
 -- Measured (bench/upsert_merge_vs_on_conflict.py): the planner's hash join is right, the
 -- staged rows should arrive sorted by key (the collector does), a larger work_mem helps.
 CREATE OR REPLACE FUNCTION pganalytics.merge_query_stats(
-    p_instance_id int, p_collected_at timestamptz, prev_at timestamptz, p_stats_reset timestamptz)
+    p_xid xid8, p_batch_no int, p_instance_id int, p_collected_at timestamptz, prev_at timestamptz,
+    p_stats_reset timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '64MB'
 AS $$
@@ -31,10 +33,11 @@ BEGIN
                     s.calls < t.calls OR s.total_exec_time < t.total_exec_time
                     OR s.stats_since IS DISTINCT FROM t.stats_since
                     OR (p_stats_reset IS NOT NULL AND p_stats_reset > prev_at))) AS was_reset
-        FROM pg_temp.stage_query_stats s
+        FROM pganalytics.query_stats_stage s
         LEFT JOIN pganalytics.query_stats t
           ON t.instance_id = p_instance_id AND t.dbid = s.dbid AND t.userid = s.userid
          AND t.queryid = s.queryid AND t.toplevel = s.toplevel
+        WHERE s.stage_xid = p_xid AND s.batch_no = p_batch_no
     ), base AS (
         -- the counters this interval starts from: zero for new or reset entries
         SELECT cmp.*, (t_calls IS NULL OR was_reset) AS from_zero FROM cmp
@@ -101,4 +104,4 @@ BEGIN
     RETURN merged;
 END
 $$;
-REVOKE ALL ON FUNCTION pganalytics.merge_query_stats(int, timestamptz, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pganalytics.merge_query_stats(xid8, int, int, timestamptz, timestamptz, timestamptz) FROM PUBLIC;

@@ -1,10 +1,10 @@
 -- Record the databases seen on instances (from pg_stat_database); renames are followed.
 -- Element i of the three arrays is one (instance, datid, datname); when a database occurs
 -- more than once (several batches of one instance in a group), the last occurrence wins.
+-- Runs as its caller: ingest_samples(), as the store's owner.
 CREATE OR REPLACE FUNCTION pganalytics.register_databases(p_instance_ids int[], p_datids oid[], p_datnames text[])
 RETURNS int
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -29,4 +29,3 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION pganalytics.register_databases(int[], oid[], text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pganalytics.register_databases(int[], oid[], text[]) TO pganalytics_collector;

@@ -1,5 +1,7 @@
--- Add or update a monitored instance by name; returns its id. conn_ref must not hold a
--- password (the table's CHECK says so in its error).
+-- Add or update a monitored instance by name, its connection reference included; returns its
+-- id. conn_ref must not hold a password (the table's CHECK says so in its error). Admin only:
+-- the collector registers its configured targets with register_target(), which never moves
+-- a registered instance elsewhere.
 CREATE OR REPLACE FUNCTION pganalytics.register_instance(
     p_name text, p_conn_ref text, p_labels jsonb DEFAULT '{}', p_server_version_num int DEFAULT NULL)
 RETURNS int
@@ -16,4 +18,4 @@ AS $$
     RETURNING instance_id;
 $$;
 REVOKE ALL ON FUNCTION pganalytics.register_instance(text, text, jsonb, int) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pganalytics.register_instance(text, text, jsonb, int) TO pganalytics_collector, pganalytics_admin;
+GRANT EXECUTE ON FUNCTION pganalytics.register_instance(text, text, jsonb, int) TO pganalytics_admin;

@@ -1,6 +1,6 @@
 """Wait-event sampling, blocking chains and long idle-in-transaction sessions
 (collector/activity.py) on real PostgreSQL 15-18 targets with real lock waits, delivered
-through Sink.deliver_rows into pganalytics.ingest_wait_samples()/ingest_lock_waits()."""
+through Sink.deliver into pganalytics.ingest_wait_samples()/ingest_lock_waits()."""
 from __future__ import annotations
 
 import threading
@@ -183,8 +183,8 @@ def test_wait_samples_count_lock_waits_and_are_delivered_once(scene, store_conn,
 
     sink = Sink(store_conn)
     batch.collected_at = T0
-    assert sink.deliver_rows(batch) == len(batch.rows)
-    assert sink.deliver_rows(batch) == 0  # re-delivery stores nothing
+    assert sink.deliver(batch) == len(batch.rows)
+    assert sink.deliver(batch) == 0  # re-delivery stores nothing
     stored = store_conn.execute(
         "SELECT sum(samples), min(ticks), max(ticks), count(*) FROM pganalytics.wait_samples "
         "WHERE instance_id = %s AND collected_at = %s AND datname = %s AND wait_event = 'relation'",
@@ -233,8 +233,8 @@ def test_lock_chains_and_idle_sessions(scene, store_conn, store_iid):
 
     sink = Sink(store_conn)
     batch.collected_at = T0
-    assert sink.deliver_rows(batch) == len(batch.rows)
-    assert sink.deliver_rows(batch) == 0
+    assert sink.deliver(batch) == len(batch.rows)
+    assert sink.deliver(batch) == 0
     rows = store_conn.execute(
         "SELECT kind, pid, root_blocker_pid, chain_depth, blocking_pids FROM pganalytics.lock_waits "
         "WHERE instance_id = %s AND collected_at = %s ORDER BY kind, pid", (store_iid, T0)).fetchall()
@@ -267,7 +267,7 @@ def test_ingest_rejects_bad_rows(store_conn, source, rows, message):
 def test_empty_interval_is_recorded_in_the_ledger(store_conn):
     iid = store_conn.execute("SELECT pganalytics.register_instance('v', 'host=x')").fetchone()[0]
     sink = Sink(store_conn)
-    assert sink.deliver_rows(RowsBatch("v", "wait_samples", T0, [])) == 0
-    assert sink.deliver_rows(RowsBatch("v", "lock_waits", T0, [])) == 0
+    assert sink.deliver(RowsBatch("v", "wait_samples", T0, [])) == 0
+    assert sink.deliver(RowsBatch("v", "lock_waits", T0, [])) == 0
     assert store_conn.execute("SELECT count(*) FROM pganalytics.snapshots WHERE instance_id = %s",
                               (iid,)).fetchone()[0] == 2

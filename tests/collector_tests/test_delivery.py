@@ -154,14 +154,14 @@ def test_a_group_of_many_instances_and_sources_lands_in_a_few_statements(store_d
         assert conn.execute("SELECT count(*) FROM pganalytics.databases").fetchone()[0] == 6
         seen = {r[0] for r in conn.execute("SELECT last_seen_at FROM pganalytics.instances")}
     assert seen == {T0}
-    # BEGIN, instance ids, known series of these instances (none yet), series ids,
-    # open_staging, COPY of every sample, COPY of every query_stats snapshot, COMMIT; then one
-    # pipeline (a single round trip) of ingest_samples, one texts UPDATE, one call per
-    # query_stats and per wait_samples batch. No savepoints, and the round trips do not grow
+    # purge_staging() on connecting; BEGIN, instance ids, known series of these instances (none
+    # yet), series ids, COPY of every sample, COPY of every query_stats snapshot, COMMIT; then
+    # one pipeline (a single round trip) of ingest_samples and one call per query_stats (texts
+    # included) and per wait_samples batch. No savepoints, and the round trips do not grow
     # with the group.
-    assert fast == 8 + 2 + 3 + 3
+    assert fast == 1 + 7 + 1 + 3 + 3
 
-    # The same cycles one batch at a time, as before: at least a savepoint and a release more
+    # The same cycles one batch at a time (the fallback path): a transaction (BEGIN, COMMIT)
     # per batch, and every samples batch a COPY and a call of its own.
     slow = Delivery(collector_dsn, Spool(tmp_path / "slow"))
     slow.fast_path = False

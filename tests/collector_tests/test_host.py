@@ -109,12 +109,12 @@ def test_delivery_into_the_store(local_dsn, store_dsn):
         sampler.sample()
         time.sleep(0.05)
         batch = host_batch(sampler, "h", at)
-        assert sink.deliver_samples(batch) == len(batch.samples) == 11
-        assert sink.deliver_samples(batch) == 0  # re-sent: the ledger already has it
+        assert sink.deliver(batch) == len(batch.samples) == 11
+        assert sink.deliver(batch) == 0  # re-sent: the ledger already has it
         unavailable = HostSampler()
         unavailable.reason = "remote target"
         later = host_batch(unavailable, "h", datetime.now(timezone.utc))
-        assert sink.deliver_samples(later) == 1
+        assert sink.deliver(later) == 1
         rows = dict(store.execute(
             "SELECT s.metric || coalesce(' ' || (s.labels->>'reason'), ''), x.value "
             "FROM pganalytics.series s JOIN pganalytics.samples x USING (instance_id, series_id)").fetchall())

@@ -1,5 +1,5 @@
 """Generic plans (collector/plans.py) on real PostgreSQL 15, 16 and 18 targets, delivered
-through Sink.deliver_rows into pganalytics.ingest_plans() in the store."""
+through Sink.deliver into pganalytics.ingest_plans() in the store."""
 from __future__ import annotations
 
 import copy
@@ -125,13 +125,13 @@ def test_capture_store_and_see_a_plan_change(target_db, store_conn):
     assert len(first.rows) >= 3
     with psycopg.connect(dsn) as conn:  # our EXPLAINs do not pollute the target's statistics
         assert conn.execute("SELECT count(*) FROM pg_stat_statements WHERE query ~* '^\\s*(explain|prepare)'").fetchone()[0] == 0
-    assert sink.deliver_rows(first) == len(first.rows) > 0
-    assert sink.deliver_rows(first) == 0  # the same batch again: nothing stored
+    assert sink.deliver(first) == len(first.rows) > 0
+    assert sink.deliver(first) == 0  # the same batch again: nothing stored
 
     second, _ = plans.capture_plans(dsn, "t", totals=totals)
     assert second.collected_at > first.collected_at
     assert _row(second, qid)["plan_hash"] == _row(first, qid)["plan_hash"]
-    sink.deliver_rows(second)
+    sink.deliver(second)
     stored = "SELECT plan_hash, execution_plan FROM pganalytics.query_executions WHERE queryid = %s ORDER BY collected_at"
     assert len(store_conn.execute(stored, (qid,)).fetchall()) == 1  # unchanged plan: not stored twice
 
@@ -140,7 +140,7 @@ def test_capture_store_and_see_a_plan_change(target_db, store_conn):
         conn.execute("ANALYZE w")
     third, _ = plans.capture_plans(dsn, "t", totals=totals)
     assert _row(third, qid)["plan_hash"] != _row(first, qid)["plan_hash"]
-    assert sink.deliver_rows(third) >= 1
+    assert sink.deliver(third) >= 1
     history = store_conn.execute(stored, (qid,)).fetchall()
     assert len(history) == 2 and history[0][0] != history[1][0]
     assert "w_k" not in json.dumps(history[1][1]) and history[1][1][0]["Plan"]["Node Type"]
@@ -192,7 +192,7 @@ def test_ingest_stores_plan_changes_only(store_conn):
         return RowsBatch("t", "plans", T0 + timedelta(minutes=minute),
                          [{"queryid": 7, "dbid": 5, "plan_hash": plans.plan_hash(plan), "plan": plan}])
 
-    assert [sink.deliver_rows(batch(m, s)) for m, s in
+    assert [sink.deliver(batch(m, s)) for m, s in
             [(0, "Index Scan"), (1, "Index Scan"), (2, "Seq Scan"), (3, "Index Scan"), (3, "Index Scan")]] == [1, 0, 1, 1, 0]
     assert store_conn.execute("SELECT count(*) FROM pganalytics.snapshots WHERE source = 'plans'").fetchone()[0] == 4
 

@@ -20,14 +20,16 @@ def entry(queryid, calls, total, *, mean=None, stddev=0.0, dbid=1, userid=10, qu
 
 
 def ingest(conn, instance_id: int, collected_at, entries, dealloc=0, stats_reset=None) -> int:
+    """Stage entries as the collector does (its texts as the call's arrays) and ingest them."""
+    texts = {e["queryid"]: e["query"] for e in entries if e.get("query")}
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SELECT pganalytics.open_staging()")
         for e in entries:
-            cols = ", ".join(e)
-            cur.execute(f"INSERT INTO stage_query_stats ({cols}) VALUES ({', '.join(['%s'] * len(e))})",
-                        list(e.values()))
-        cur.execute("SELECT pganalytics.ingest_query_stats(%s, %s, %s, %s)",
-                    (instance_id, collected_at, dealloc, stats_reset))
+            row = {k: v for k, v in e.items() if k != "query"}
+            cols = ", ".join(row)
+            cur.execute(f"INSERT INTO pganalytics.query_stats_stage ({cols}) "
+                        f"VALUES ({', '.join(['%s'] * len(row))})", list(row.values()))
+        cur.execute("SELECT pganalytics.ingest_query_stats(0, %s, %s, %s, %s, %s, %s)",
+                    (instance_id, collected_at, dealloc, stats_reset, list(texts), list(texts.values())))
         return cur.fetchone()[0]
 
 

@@ -124,26 +124,34 @@ def test_retention_drops_only_whole_old_days(store_conn):
         store_conn.execute("SELECT pganalytics.drop_old_partitions('1 hour')")
 
 
-@pytest.mark.pg(">= 18")
-def test_pg18_merges_with_returning_old(store_conn):
-    """18+ installs the single-join variant (merge_query_stats.pg18.sql); the tests above
-    check it gives the same results."""
-    src = store_conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'merge_query_stats'").fetchone()[0]
-    assert "old.calls AS o_calls" in src
-
-
-def test_staged_group_input_errors_are_clear(store_conn):
+def test_input_errors_are_clear(store_conn):
     iid = register(store_conn)
-    with pytest.raises(psycopg.errors.RaiseException, match="batch_no must not be null"):
-        store_conn.execute("SELECT pganalytics.ingest_query_stats_staged(NULL, %s, %s)", (iid, at(0)))
+    with pytest.raises(psycopg.errors.RaiseException, match="batch number, instance and collected_at must not be null"):
+        store_conn.execute("SELECT pganalytics.ingest_query_stats(NULL, %s, %s)", (iid, at(0)))
     store_conn.rollback()
-    if store_conn.execute("SELECT to_regclass('pg_temp.stage_query_stats_many')").fetchone()[0] is None:
-        with pytest.raises(psycopg.errors.RaiseException, match="nothing staged in this session"):
-            store_conn.execute("SELECT pganalytics.ingest_query_stats_staged(0, %s, %s)", (iid, at(0)))
-        store_conn.rollback()
-    store_conn.execute("SELECT pganalytics.open_staging()")
+    with pytest.raises(psycopg.errors.RaiseException, match="same length without nulls"):
+        store_conn.execute("SELECT pganalytics.ingest_query_stats(0, %s, %s, NULL, NULL, '{1,2}', '{a}')",
+                           (iid, at(0)))
+    store_conn.rollback()
     # a batch_no with no staged rows is an empty snapshot: recorded, nothing merged
-    assert store_conn.execute("SELECT pganalytics.ingest_query_stats_staged(7, %s, %s)",
+    assert store_conn.execute("SELECT pganalytics.ingest_query_stats(7, %s, %s)",
                               (iid, at(0))).fetchone()[0] == 0
     assert store_conn.execute("SELECT count(*) FROM pganalytics.snapshots WHERE source = 'query_stats'"
                               ).fetchone()[0] == 1
+
+
+def test_rows_staged_by_another_transaction_are_not_read(store_conn, store_dsn):
+    """Each ingest call reads only what its own transaction staged: another session's rows,
+    staged and committed without an ingest call, are neither merged nor consumed, and
+    purge_staging() removes them once that transaction is over."""
+    iid = register(store_conn)
+    store_conn.commit()
+    with psycopg.connect(store_dsn, autocommit=True) as other:
+        other.execute("INSERT INTO pganalytics.query_stats_stage (dbid, userid, queryid, toplevel, calls, "
+                      "total_exec_time) VALUES (1, 10, 99, true, 5, 1.0)")
+    assert ingest(store_conn, iid, at(0), [entry(1, 3, 3.0)]) == 1
+    store_conn.commit()
+    assert store_conn.execute("SELECT queryid FROM pganalytics.query_stats").fetchall() == [(1,)]
+    assert store_conn.execute("SELECT count(*) FROM pganalytics.query_stats_stage").fetchone()[0] == 1
+    assert store_conn.execute("SELECT pganalytics.purge_staging()").fetchone()[0] == 1
+    assert store_conn.execute("SELECT count(*) FROM pganalytics.query_stats_stage").fetchone()[0] == 0

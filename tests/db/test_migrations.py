@@ -106,6 +106,107 @@ def test_released_schema_files_are_frozen():
     for path, digest in frozen.items():
         actual = hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
         assert actual == digest, f"{path} changed after release: add a new revision instead"
+    # A file added to a released revision's folder would run on fresh installs only.
+    released = {Path(p).parent.name for p in frozen if p.startswith("sql/schema/")}
+    for revision in released:
+        for f in sorted((ROOT / "sql" / "schema" / revision).iterdir()):
+            rel = f"sql/schema/{revision}/{f.name}"
+            assert rel in frozen, f"{rel} was added to released revision {revision}: add a new revision instead"
+        migration = [f"migrations/versions/{m.name}" for m in (ROOT / "migrations" / "versions").glob(f"{revision}_*.py")]
+        assert migration and all(m in frozen for m in migration), f"revision {revision}'s migration is not frozen"
+
+
+def _force_reapply(dsn: str) -> None:
+    """Make the next upgrade re-apply every replaceable file (as a new release would)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM pganalytics.meta WHERE key = 'replaceable_hash'")
+
+
+def test_upgrade_keeps_users_objects_that_depend_on_ours(databases):
+    """Replaceable objects are replaced in place: a user's view over api_instances, and the
+    grants on it, survive every upgrade (0003's re-apply dropped them with CASCADE)."""
+    dsn = databases.create()
+    store.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE VIEW public.my_instances AS SELECT name FROM pganalytics.api_instances")
+    _force_reapply(dsn)
+    store.upgrade(dsn)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT to_regclass('public.my_instances')").fetchone()[0] == "my_instances"
+
+
+def _reshaped_api_instances(monkeypatch):
+    """The bundle with api_instances losing a column (CREATE OR REPLACE cannot do that)."""
+    from pganalytics import replaceable
+
+    real = replaceable.select_files
+
+    def files(major):
+        out = []
+        for f in real(major):
+            if f.key == "api/api_instances.sql":
+                text = ("CREATE OR REPLACE VIEW pganalytics.api_instances AS SELECT i.name FROM pganalytics.instances i;\n"
+                        "GRANT SELECT ON pganalytics.api_instances TO pganalytics_gateway;\n")
+                f = replaceable.SqlFile(f.key, f.path, text)
+            out.append(f)
+        return out
+
+    monkeypatch.setattr(replaceable, "select_files", files)
+
+
+def test_reshaping_an_object_users_depend_on_is_refused(databases, monkeypatch):
+    from pganalytics.replaceable import DependentObjectsError
+
+    dsn = databases.create()
+    store.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE VIEW public.my_instances AS SELECT name FROM pganalytics.api_instances")
+    before = snapshot(dsn)
+    _force_reapply(dsn)
+    _reshaped_api_instances(monkeypatch)
+    with pytest.raises(DependentObjectsError, match="view my_instances depends on view pganalytics.api_instances"):
+        store.upgrade(dsn)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT to_regclass('public.my_instances')").fetchone()[0] == "my_instances"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP VIEW public.my_instances")
+    store.upgrade(dsn)  # without the user's view, the reshape goes through
+    with psycopg.connect(dsn) as conn:
+        cols = conn.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'pganalytics.api_instances'::regclass "
+                            "AND attnum > 0").fetchall()
+    assert cols == [("name",)]
+    assert snapshot(dsn)["functions"] == before["functions"]
+
+
+def test_obsolete_objects_are_dropped_but_not_from_under_users(databases):
+    from pganalytics.replaceable import DependentObjectsError
+
+    dsn = databases.create()
+    store.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:  # as if a release before had it
+        conn.execute("CREATE FUNCTION pganalytics.retired_fn() RETURNS int LANGUAGE sql "
+                     "SET search_path = pg_catalog AS 'SELECT 1'")
+        conn.execute("CREATE VIEW public.uses_retired AS SELECT pganalytics.retired_fn() AS x")
+    _force_reapply(dsn)
+    with pytest.raises(DependentObjectsError, match="retired_fn"):
+        store.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP VIEW public.uses_retired")
+    store.upgrade(dsn)
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT to_regprocedure('pganalytics.retired_fn()')").fetchone()[0] is None
+
+
+def test_uninstall_refuses_to_drop_users_objects(databases):
+    from pganalytics.replaceable import DependentObjectsError
+
+    dsn = databases.create()
+    store.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE VIEW public.my_instances AS SELECT name FROM pganalytics.api_instances")
+    with pytest.raises(DependentObjectsError, match="my_instances"):
+        store.downgrade(dsn, "base")
+    assert store.current_revision(dsn) == store.head_revision()
 
 
 def test_plain_alembic_command_from_checkout(databases):

@@ -1,5 +1,5 @@
 """The whole slice on the harness server: a workload runs on a target, `pganalytics collect
---once` snapshots it into the store, and the gateway serves it over /health and
+--once` snapshots it into the store twice (the API ranks what ran between snapshots), and the gateway serves it over /health and
 /api/v2/queries to a token made by `pganalytics token create` — all as least-privilege roles
 would see it (the gateway connects as a member of pganalytics_gateway only)."""
 from __future__ import annotations
@@ -19,9 +19,13 @@ def target_dsn(databases):
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, price numeric)")
         conn.execute("INSERT INTO items SELECT g, g * 1.5 FROM generate_series(1, 1000) g")
-        for i in range(1, 31):
-            conn.execute("SELECT price FROM items WHERE id = %s", (i,))
     return dsn
+
+
+def run_workload(dsn: str, n: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for i in range(1, n + 1):
+            conn.execute("SELECT price FROM items WHERE id = %s", (i,))
 
 
 @pytest.fixture
@@ -37,7 +41,10 @@ def gateway_dsn(store_dsn):
 
 def test_collect_then_read_through_the_api(store_dsn, target_dsn, gateway_dsn, capsys):
     cli.main(["targets", "add", "shop", "--conn", target_dsn, "--dsn", store_dsn])
-    cli.main(["collect", "--once", "--dsn", store_dsn])
+    run_workload(target_dsn, 5)
+    cli.main(["collect", "--once", "--dsn", store_dsn])  # counters: the window starts here
+    run_workload(target_dsn, 30)
+    cli.main(["collect", "--once", "--dsn", store_dsn])  # what ran between the two snapshots
     cli.main(["token", "create", "e2e", "--dsn", store_dsn])
     token = capsys.readouterr().out.strip().splitlines()[-1]
 

@@ -26,16 +26,16 @@ SNAPSHOTS = [
 
 def ingest(conn: psycopg.Connection, instance_id: int, collected_at: datetime, rows) -> None:
     """Stage one pg_stat_statements snapshot and ingest it, in one transaction."""
-    conn.execute("SELECT pganalytics.open_staging()")
     with conn.transaction():
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO stage_query_stats (dbid, userid, queryid, toplevel, calls,"
-                " total_exec_time, mean_exec_time, stddev_exec_time, rows, query)"
-                " VALUES (5, 10, %s, true, %s, %s, %s, %s, %s, %s)",
-                [(qid, calls, total, total / calls, total / calls / 4, calls, query)
+                "INSERT INTO pganalytics.query_stats_stage (dbid, userid, queryid, toplevel, calls,"
+                " total_exec_time, mean_exec_time, stddev_exec_time, rows)"
+                " VALUES (5, 10, %s, true, %s, %s, %s, %s, %s)",
+                [(qid, calls, total, total / calls, total / calls / 4, calls)
                  for qid, query, calls, total in rows])
-        conn.execute("SELECT pganalytics.ingest_query_stats(%s, %s)", (instance_id, collected_at))
+        conn.execute("SELECT pganalytics.ingest_query_stats(0, %s, %s, NULL, NULL, %s, %s)",
+                     (instance_id, collected_at, [r[0] for r in rows], [r[1] for r in rows]))
 
 
 @pytest.fixture

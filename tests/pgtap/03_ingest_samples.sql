@@ -2,18 +2,15 @@
 -- snapshot once (again later or twice in one call: not again), records the ledger with row
 -- counts, registers databases (last name wins) and refuses bad input with a clear message.
 BEGIN;
-SELECT plan(13);
+SELECT plan(12);
 
 SELECT pganalytics.register_instance('tap_a', 'service=tap_a') AS a \gset
 SELECT pganalytics.register_instance('tap_b', 'service=tap_b') AS b \gset
-SELECT throws_like($$ SELECT pganalytics.ingest_samples('{}', '{}', '{}', '{}') $$,
-                   '%no staged samples in this session%', 'staging must be opened first');
-SELECT pganalytics.open_staging();
 SELECT series_id AS sa FROM pganalytics.series_ids(ARRAY[:a], '{m}', '{"{}"}', '{gauge}') \gset
 SELECT series_id AS sb FROM pganalytics.series_ids(ARRAY[:b], '{m}', '{"{}"}', '{gauge}') \gset
 
 -- Batches 0 and 1 are the same snapshot of tap_a; batch 2 is tap_b's.
-INSERT INTO stage_samples VALUES (0, :sa, 1), (1, :sa, 100), (2, :sb, 2), (2, :sb, 3);
+INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (0, :sa, 1), (1, :sa, 100), (2, :sb, 2), (2, :sb, 3);
 SELECT is(pganalytics.ingest_samples(ARRAY[0, 1, 2], ARRAY[:a, :a, :b], '{src,src,src}',
                                      ARRAY['2026-11-02 10:00+00', '2026-11-02 10:00+00', '2026-11-03 10:00+00']::timestamptz[],
                                      '{0,1,2}', '{5,5,6}', '{first,second,other}'),
@@ -24,14 +21,14 @@ SELECT results_eq($$ SELECT row_count FROM pganalytics.snapshots WHERE source = 
                   ARRAY[1, 2]::bigint[], 'the ledger counts each snapshot''s samples');
 SELECT results_eq($$ SELECT datname FROM pganalytics.databases ORDER BY instance_id $$,
                   ARRAY['first', 'other'], 'databases of the stored batches only');
-SELECT is_empty($$ SELECT FROM stage_samples $$, 'the staged rows are consumed');
+SELECT is_empty($$ SELECT FROM pganalytics.samples_stage $$, 'the staged rows are consumed');
 SELECT has_table('pganalytics', 'samples_p20261103', 'day partitions of the staged days');
 
-INSERT INTO stage_samples VALUES (0, :sa, 7);
+INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (0, :sa, 7);
 SELECT is(pganalytics.ingest_samples('{0}', ARRAY[:a], '{src}', ARRAY['2026-11-02 10:00+00']::timestamptz[]),
           0::bigint, 'a snapshot delivered before is not stored again');
 
-INSERT INTO stage_samples VALUES (0, :sb, 1);
+INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (0, :sb, 1);
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{0}', '{%s}', '{src}', '{2026-11-04 10:00+00}') $$, :a),
                    '%names series ' || :sb || ', which is not a series of instance ' || :a || '%',
                    'a series of another instance is refused');

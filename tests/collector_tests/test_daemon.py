@@ -302,3 +302,44 @@ def test_two_snapshots_of_one_target_in_one_group_give_exact_deltas(store_dsn, t
             "JOIN pganalytics.query_texts t USING (instance_id, queryid) "
             "WHERE t.query LIKE 'SELECT count(*) FROM pga_marker%' ORDER BY d.collected_at")]
     assert calls == [5, 3]
+
+
+def test_a_configured_target_registered_elsewhere_is_collected_from_the_registration(
+        store_dsn, tmp_path, caplog):
+    """The collector role cannot move a registered instance (only an admin can): a config
+    entry whose conn differs from the store's registration is logged once, the admin's
+    reference is used, and the other configured targets are registered as usual."""
+    import logging
+    import uuid
+
+    from pganalytics.collector.sink import Sink
+
+    role = f"pga_coll_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(store_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} NOLOGIN IN ROLE pganalytics_collector")
+        admin.execute("SELECT pganalytics.register_instance('prod', 'service=prod-registered')")
+    collector_dsn = psycopg.conninfo.make_conninfo(store_dsn, options=f"-c role={role}")
+    conf = config.parse({"store": {"dsn": collector_dsn},
+                         "collector": {"spool_dir": str(tmp_path)},
+                         "targets": [{"name": "prod", "conn": "service=prod-elsewhere"},
+                                     {"name": "fresh", "conn": "service=fresh"}]})
+    collector = Collector(conf)
+    try:
+        with psycopg.connect(collector_dsn, autocommit=True) as conn, caplog.at_level(logging.ERROR):
+            for _ in range(2):
+                collector._sync_targets_with_store(Sink(conn))
+        collector._apply_targets()
+        assert collector.targets["prod"].conn == "service=prod-registered"
+        assert collector.targets["fresh"].conn == "service=fresh"
+        refusals = [r for r in caplog.records if "prod" in r.getMessage()]
+        assert len(refusals) == 1 and "another connection reference" in refusals[0].getMessage()
+        with psycopg.connect(store_dsn) as conn:
+            assert dict(conn.execute("SELECT name, conn_ref FROM pganalytics.instances")) == {
+                "prod": "service=prod-registered", "fresh": "service=fresh"}
+    finally:
+        for state in collector.targets.values():
+            state.session.discard()
+        collector._pool.shutdown()
+        collector._tick_pool.shutdown()
+        with psycopg.connect(store_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP ROLE {role}")

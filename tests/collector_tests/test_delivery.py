@@ -260,3 +260,41 @@ def test_a_new_store_connection_loads_the_known_series_in_one_query(store_dsn, c
         assert conn.execute("SELECT count(*) FROM pganalytics.samples x JOIN pganalytics.series s "
                             "USING (instance_id, series_id) WHERE s.metric = 'brand_new_metric'"
                             ).fetchone()[0] == 1
+
+
+def _run_until_failure(delivery: Delivery, batches: list) -> None:
+    import time
+
+    delivery.start()
+    delivery.put(batches)
+    deadline = time.monotonic() + 30
+    while delivery.failure is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    delivery.stop()
+
+
+@pytest.mark.parametrize("fault", ["our-bug", "store-not-upgraded"])
+def test_a_fault_that_is_not_the_batch_stops_delivery_and_keeps_the_batches(
+        store_dsn, collector_dsn, tmp_path, fault):
+    """A bug of ours (rows that cannot be sent as JSON: TypeError) or a store that lacks a function
+    this collector calls (42883) is not "the store refused the batch": nothing is set aside in
+    rejected/ (0003 put such batches there), delivery stops with DeliveryFailed, and every
+    batch is in the spool to be replayed once fixed."""
+    from pganalytics.collector.delivery import DeliveryFailed
+
+    batches = group()
+    if fault == "our-bug":
+        # a source that forgot to format a timestamp: the spool can keep it, JSON cannot send it
+        batches.append(RowsBatch("d1", "settings", T0, [{"name": "x", "setting": T0}]))
+    else:
+        with psycopg.connect(store_dsn, autocommit=True) as admin:
+            admin.execute("DROP FUNCTION pganalytics.ingest_wait_samples(int, timestamptz, jsonb)")
+    spool = Spool(tmp_path)
+    delivery = Delivery(collector_dsn, spool)
+    _run_until_failure(delivery, batches)
+    assert isinstance(delivery.failure, DeliveryFailed)
+    assert ("TypeError" if fault == "our-bug" else "UndefinedFunction") in str(delivery.failure)
+    assert not list(tmp_path.glob("rejected/*"))
+    head = spool.oldest()
+    assert head is not None and len(head[1]) == len(batches)
+    assert stored_samples(store_dsn) == {}  # the group was rolled back whole

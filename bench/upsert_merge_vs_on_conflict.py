@@ -205,6 +205,10 @@ def product_statement() -> tuple[str, str]:
     if not m:
         raise SystemExit(f"cannot find the WITH cmp ... MERGE statement in {INGEST_SQL}")
     stmt = m.group(1).replace("%", "%%").replace("pganalytics.", "bench.")
+    # The product reads its transaction's rows of the shared staging table (stage_xid,
+    # batch_no); the bench stages one snapshot per temp table, so it reads all of that.
+    stmt = stmt.replace("FROM bench.query_stats_stage s", "FROM pg_temp.stage_query_stats s")
+    stmt = re.sub(r"\n\s*WHERE s\.stage_xid = p_xid AND s\.batch_no = p_batch_no", "", stmt)
     for var, ph in [("p_instance_id", "%(iid)s::int"), ("p_collected_at", "%(ts)s::timestamptz"),
                     ("prev_at", "%(prev)s::timestamptz"), ("p_stats_reset", "%(reset)s::timestamptz")]:
         stmt = re.sub(rf"\b{var}\b", ph, stmt)

@@ -38,6 +38,10 @@ class Sink:
         # Series learned since the last commit: a rollback must forget them (their rows are
         # gone, and an id from the cache is never checked again).
         self._learned: list[tuple[int, str, tuple]] = []
+        # Batch numbers of the staged rows, distinct across one store transaction: each ingest
+        # call then reads (and deletes) only its own rows' range of the staging index, and a
+        # transaction of many batches (the per-batch fallback, savepoints) stays linear.
+        self._next_batch_no = 0
         self._loaded: set[int] = set()  # instances whose stored series are all in the cache
 
     # -- transactions whose rollback the caches follow ---------------------------------------
@@ -49,6 +53,7 @@ class Sink:
         idle = self.conn.info.transaction_status == TransactionStatus.IDLE
         if idle:
             self._learned.clear()  # everything learned before was committed or forgotten
+            self._next_batch_no = 0
         mark = len(self._learned)
         try:
             if savepoint or idle:
@@ -155,11 +160,14 @@ class Sink:
         calls = [self._rows_call(b) for b in rows]  # validates source names first
         iids = self._resolve_instances(b.instance for b in batches)
         with self.transaction(savepoint=False), self.conn.cursor() as cur:
-            samples_call = self._stage_samples(cur, samples, iids) if samples else None
+            first = self._next_batch_no
+            self._next_batch_no += len(samples) + len(stats)
+            samples_call = self._stage_samples(cur, samples, iids, first) if samples else None
+            stats_nos = range(first + len(samples), first + len(samples) + len(stats))
             if stats:
                 with cur.copy(f"COPY pganalytics.query_stats_stage ({pgss.STAGE_COLUMNS}, batch_no) "
                               "FROM STDIN") as copy:
-                    for no, batch in enumerate(stats):
+                    for no, batch in zip(stats_nos, stats):
                         # text COPY: a raw newline only ends a row (data newlines are escaped)
                         copy.write(batch.copy_data.replace(b"\n", b"\t%d\n" % no))
             results = []
@@ -167,7 +175,7 @@ class Sink:
             with self.conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
                 if samples_call:
                     results.append(self.conn.execute(*samples_call))
-                for no, batch in enumerate(stats):
+                for no, batch in zip(stats_nos, stats):
                     text_ids, texts = (list(c) for c in zip(*batch.texts)) if batch.texts else ([], [])
                     results.append(self.conn.execute(
                         "SELECT pganalytics.ingest_query_stats(%s, %s, %s, %s, %s, %s::bigint[], %s::text[])",
@@ -178,21 +186,22 @@ class Sink:
                                                             Jsonb(rows_batch.rows))))
             return sum(r.fetchone()[0] for r in results)  # type: ignore[index]  # each call returns one row
 
-    def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int]) -> tuple:
-        """COPY the batches' samples into the store's samples_stage; returns the
-        ingest_samples() call (query, params) that stores them."""
+    def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int], first: int) -> tuple:
+        """COPY the batches' samples into the store's samples_stage, numbered from `first`;
+        returns the ingest_samples() call (query, params) that stores them."""
         ids = self._series_ids([(iids[b.instance], b.samples) for b in batches])
         with cur.copy("COPY pganalytics.samples_stage (batch_no, series_id, value) "
                       "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int4", "int4", "float8"])
-            for no, (batch, batch_ids) in enumerate(zip(batches, ids)):
+            for no, (batch, batch_ids) in enumerate(zip(batches, ids), start=first):
                 for sid, sample in zip(batch_ids, batch.samples):
                     copy.write_row((no, sid, sample[3]))
-        dbs = [(no, datid, datname) for no, b in enumerate(batches) for datid, datname in b.databases]
+        dbs = [(no, datid, datname) for no, b in enumerate(batches, start=first)
+               for datid, datname in b.databases]
         db_nos, datids, datnames = (list(c) for c in zip(*dbs)) if dbs else ([], [], [])
         return ("SELECT pganalytics.ingest_samples(%s::int[], %s::int[], %s::text[], %s::timestamptz[], "
                 "%s::int[], %s::oid[], %s::text[])",
-                (list(range(len(batches))), [iids[b.instance] for b in batches],
+                (list(range(first, first + len(batches))), [iids[b.instance] for b in batches],
                  [b.source for b in batches], [b.collected_at for b in batches],
                  db_nos, datids, datnames))
 

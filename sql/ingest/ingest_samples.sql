@@ -25,6 +25,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     my_xid   xid8 := pg_current_xact_id();  -- once: a volatile call per row could use no index
+    min_no   int;
     bad      record;
     new_nos  int[];
     new_iids int[];
@@ -66,12 +67,15 @@ BEGIN
         RAISE EXCEPTION 'ingest_samples: no instance with id %', bad.instance_id
             USING HINT = 'register it first with pganalytics.register_instance()';
     END IF;
-    -- Every sample this transaction staged belongs to a listed batch (rows left over would
-    -- never be stored), and its series to that batch's instance.
+    SELECT min(n) INTO min_no FROM unnest(p_batch_nos) AS n;
+    -- Every sample this transaction staged from the lowest listed batch number on belongs
+    -- to a listed batch (rows left over would never be stored), and its series to that
+    -- batch's instance. Lower numbers are earlier calls' (consumed) rows: the collector
+    -- numbers batches upwards within a transaction, and the index range skips them.
     SELECT s.batch_no, s.series_id, b.instance_id INTO bad
     FROM pganalytics.samples_stage s
     LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
-    WHERE s.stage_xid = my_xid
+    WHERE s.stage_xid = my_xid AND s.batch_no >= min_no
       AND (b.batch_no IS NULL
        OR NOT EXISTS (SELECT FROM pganalytics.series r
                       WHERE r.instance_id = b.instance_id AND r.series_id = s.series_id))
@@ -113,7 +117,7 @@ BEGIN
         SELECT n.instance_id, s.series_id, n.collected_at, s.value
         FROM pganalytics.samples_stage s
         JOIN unnest(new_nos, new_iids, new_ats) AS n(batch_no, instance_id, collected_at) USING (batch_no)
-        WHERE s.stage_xid = my_xid;
+        WHERE s.stage_xid = my_xid AND s.batch_no = ANY (new_nos);
         GET DIAGNOSTICS stored = ROW_COUNT;
 
         UPDATE pganalytics.instances i SET last_seen_at = greatest(i.last_seen_at, n.collected_at)

@@ -38,8 +38,11 @@ SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{1}', '{%s}', '{
                    '%source ''Bad Source''%lower-case identifier%', 'a bad source name is explained');
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{0,0}', '{%s,%s}', '{s,t}', '{2026-11-04 10:00+00,2026-11-04 10:00+00}') $$, :a, :a),
                    '%batch number 0 is listed twice%', 'a batch number given twice is refused');
+-- Batches are numbered upwards within a transaction: a staged row at or above the lowest
+-- listed number that no listed batch owns is a caller's mistake.
+INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (3, :sa, 1);
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{1}', '{%s}', '{src}', '{2026-11-04 10:00+00}') $$, :a),
-                   '%a staged sample of batch 0 names series%a listed batch%', 'a staged sample of no listed batch is refused');
+                   '%a staged sample of batch 3 names series%a listed batch%', 'a staged sample of no listed batch is refused');
 
 SELECT * FROM finish();
 ROLLBACK;

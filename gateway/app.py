@@ -10,8 +10,13 @@ Routes (auth = ``Authorization: Bearer <token>``):
     GET /health                    store reachability        no auth
     GET /metrics                   Prometheus text           no auth (see metrics.py)
     GET /api/v2/instances          monitored instances       auth
-    GET /api/v2/queries            top queries               auth   ?instance=&limit=
+    GET /api/v2/queries            top queries in a window   auth   ?instance=&limit=
+                                   &from=&to= (ISO 8601 with zone) or &window=15m|1h|7d
+                                   (default the last hour, at most 31 days)
     GET /api/v2/queries/analysis   anomalies, advice         auth   ?instance=
+
+Every /api/v2 route calls one api_* view or function of the store (the gateway role may
+reach nothing else; see tests/db/test_api_surface.py).
 """
 from __future__ import annotations
 

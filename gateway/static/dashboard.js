@@ -20,6 +20,7 @@ function show(connected) {
 
 function forget() { sessionStorage.removeItem(KEY); show(false); }
 
+const when = (iso) => new Date(iso).toLocaleString();
 const fmt = (x) => (typeof x === "number" && !Number.isInteger(x) ? x.toFixed(2) : String(x ?? ""));
 
 async function loadQueries() {
@@ -27,15 +28,21 @@ async function loadQueries() {
   const body = $("queries");
   body.replaceChildren();
   if (!name) { return; }
-  const params = new URLSearchParams({ instance: name, limit: $("limit").value });
+  const win = $("window");
+  const params = new URLSearchParams({ instance: name, limit: $("limit").value, window: win.value });
   const rows = await api("/api/v2/queries?" + params);
   for (const r of rows) {
     const tr = body.insertRow();
-    for (const v of [r.query, r.calls, r.total_exec_ms, r.mean_exec_ms, r.stddev_exec_ms, r.rows, r.last_collected_at]) {
+    for (const v of [r.query, r.calls, r.total_exec_ms, r.mean_exec_ms, r.stddev_exec_ms, r.time_share_pct, r.rows, r.last_collected_at]) {
       tr.insertCell().textContent = fmt(v);
     }
   }
-  $("status").textContent = rows.length ? "" : "No queries collected for this instance yet.";
+  // the window the store used (every row carries it); ranked by time spent in it
+  const label = win.options[win.selectedIndex].text;
+  $("window-shown").textContent = rows.length
+    ? `Ranked by execution time from ${when(rows[0].window_from)} to ${when(rows[0].window_to)} (the last ${label}).`
+    : "";
+  $("status").textContent = rows.length ? "" : `No query ran on this instance in the last ${label}.`;
 }
 
 async function loadInstances() {
@@ -57,5 +64,6 @@ $("token-form").addEventListener("submit", (ev) => {
 $("forget").addEventListener("click", forget);
 $("instance").addEventListener("change", () => run(loadQueries()));
 $("limit").addEventListener("change", () => run(loadQueries()));
+$("window").addEventListener("change", () => run(loadQueries()));
 
 if (sessionStorage.getItem(KEY)) { run(loadInstances()); } else { show(false); }

@@ -1,36 +1,52 @@
 -- depends: analytics/robust_zscore.sql
 -- Per query (instance, queryid; all users and databases pooled): cumulative mean and stddev,
--- the latest interval's mean against the robust baseline of earlier intervals, an anomaly
--- flag, the reasons, and what to do about them.
+-- the latest interval's mean against the robust baseline of earlier intervals, its share of
+-- the instance's time, an anomaly flag, the reasons, and what to do about them.
 --
 -- is_anomalous is true when
 --   * latency_regression: the latest interval's mean is > p_z_threshold robust z-scores
 --     (median/MAD) above the earlier intervals in p_window AND at least 1.5x their median
---     (a large z on a sub-microsecond baseline is not worth a page); needs >= 5 intervals;
+--     AND practically significant (below); needs >= 5 intervals;
 --   * or, while there is too little history for that, the cumulative coefficient of
 --     variation exceeds 1 (stddev > mean; the seed's stddev > 0.5*mean flags every query with
---     an exponential-like latency distribution, i.e. most healthy ones).
--- Other reasons (unstable_latency, cache_misses, temp_spill, planning_heavy, many_rows) feed
--- the recommendation but do not by themselves make a query anomalous.
+--     an exponential-like latency distribution, i.e. most healthy ones), again only when
+--     practically significant.
+-- Practical significance: a statistically sure change can still be irrelevant (a SET going
+-- from 0.009 to 0.014 ms is a 50 % "regression"), so a finding also needs
+--   * an absolute size of at least p_min_change_ms (default 1 ms): the latest mean at least
+--     that far above the usual one, or (instability) a stddev at least that large. Below a
+--     millisecond per call a change is within one client round trip (0.1-1 ms on a LAN), no
+--     user notices it and no plan or index change is worth making for it; and
+--   * at least p_min_time_share_pct (default 1 %) of the instance's top-level execution time:
+--     in the latest interval for a regression (it is hurting now), over p_window for
+--     instability. A query below 1 % of the time cannot give back more than 1 % of the
+--     server even if fixed entirely; a DBA's triage starts with the few queries above it.
+-- Set either to 0 to see every statistical finding.
+-- Other reasons (cache_misses, temp_spill, planning_heavy, many_rows) feed the
+-- recommendation but do not by themselves make a query anomalous.
 CREATE OR REPLACE FUNCTION pganalytics.analyze_query_performance(
-    p_instance    text     DEFAULT NULL,
-    p_window      interval DEFAULT '24 hours',
-    p_min_calls   bigint   DEFAULT 10,
-    p_z_threshold float8   DEFAULT 3.5)
+    p_instance            text     DEFAULT NULL,
+    p_window              interval DEFAULT '24 hours',
+    p_min_calls           bigint   DEFAULT 10,
+    p_z_threshold         float8   DEFAULT 3.5,
+    p_min_change_ms       float8   DEFAULT 1.0,
+    p_min_time_share_pct  float8   DEFAULT 1.0)
 RETURNS TABLE (
-    instance           text,
-    queryid            bigint,
-    query              text,
-    calls              bigint,
-    mean_ms            float8,
-    stddev_ms          float8,
-    intervals          int,
-    latest_mean_ms     float8,
-    baseline_median_ms float8,
-    robust_z           float8,
-    is_anomalous       boolean,
-    reasons            text[],
-    recommendation     text)
+    instance              text,
+    queryid               bigint,
+    query                 text,
+    calls                 bigint,
+    mean_ms               float8,
+    stddev_ms             float8,
+    intervals             int,
+    latest_mean_ms        float8,
+    baseline_median_ms    float8,
+    robust_z              float8,
+    time_share_pct        float8,
+    latest_time_share_pct float8,
+    is_anomalous          boolean,
+    reasons               text[],
+    recommendation        text)
 LANGUAGE plpgsql
 STABLE
 SECURITY DEFINER  -- read-only; lets api roles call it without table privileges
@@ -45,6 +61,12 @@ BEGIN
     END IF;
     IF p_z_threshold IS NULL OR p_z_threshold <= 0 THEN
         RAISE EXCEPTION 'analyze_query_performance: z_threshold must be > 0, got %', p_z_threshold;
+    END IF;
+    IF p_min_change_ms IS NULL OR p_min_change_ms < 0 THEN
+        RAISE EXCEPTION 'analyze_query_performance: min_change_ms must be >= 0, got %', p_min_change_ms;
+    END IF;
+    IF p_min_time_share_pct IS NULL OR p_min_time_share_pct < 0 OR p_min_time_share_pct > 100 THEN
+        RAISE EXCEPTION 'analyze_query_performance: min_time_share_pct must be from 0 to 100, got %', p_min_time_share_pct;
     END IF;
     IF p_instance IS NOT NULL AND NOT EXISTS (SELECT FROM pganalytics.instances i WHERE i.name = p_instance) THEN
         RAISE EXCEPTION 'analyze_query_performance: unknown instance %', pg_catalog.quote_literal(p_instance)
@@ -64,17 +86,39 @@ BEGIN
         WHERE p_instance IS NULL OR i.name = p_instance
         GROUP BY qs.instance_id, qs.queryid
         HAVING sum(qs.calls) >= p_min_calls
-    ), per_interval AS (
-        SELECT d.instance_id, d.queryid, d.collected_at,
-               sum(d.total_exec_time) / sum(d.calls) AS mean_time
+    ), recent AS (
+        -- every delta of the window, read once
+        SELECT d.instance_id, d.queryid, d.collected_at, d.toplevel, d.calls, d.total_exec_time
         FROM pganalytics.query_stat_deltas d
+        JOIN pganalytics.instances i USING (instance_id)
+        WHERE (p_instance IS NULL OR i.name = p_instance)
+          AND d.collected_at > now() - p_window
+    ), instance_time AS (
+        -- the instance's top-level execution time per interval (nested statements are
+        -- already counted inside their callers)
+        SELECT r.instance_id, r.collected_at,
+               coalesce(sum(r.total_exec_time) FILTER (WHERE r.toplevel), 0) AS exec_time
+        FROM recent r
+        GROUP BY r.instance_id, r.collected_at
+    ), instance_window AS (
+        SELECT it.instance_id, sum(it.exec_time) AS exec_time
+        FROM instance_time it
+        GROUP BY it.instance_id
+    ), per_interval AS (
+        SELECT r.instance_id, r.queryid, r.collected_at,
+               sum(r.total_exec_time) / sum(r.calls) AS mean_time,
+               sum(r.total_exec_time) AS exec_time
+        FROM recent r
         JOIN totals t USING (instance_id, queryid)
-        WHERE d.collected_at > now() - p_window AND d.calls > 0
-        GROUP BY d.instance_id, d.queryid, d.collected_at
+        WHERE r.calls > 0
+        GROUP BY r.instance_id, r.queryid, r.collected_at
     ), history AS (
         SELECT h.instance_id, h.queryid, count(*)::int AS n,
                (array_agg(h.mean_time ORDER BY h.collected_at DESC))[1] AS latest,
-               (array_agg(h.mean_time ORDER BY h.collected_at DESC))[2:] AS baseline
+               (array_agg(h.mean_time ORDER BY h.collected_at DESC))[2:] AS baseline,
+               (array_agg(h.exec_time ORDER BY h.collected_at DESC))[1] AS latest_time,
+               max(h.collected_at) AS latest_at,
+               sum(h.exec_time) AS window_time
         FROM per_interval h
         GROUP BY h.instance_id, h.queryid
     ), scored AS (
@@ -83,30 +127,42 @@ BEGIN
                sqrt(greatest(t.sum_sq / t.calls - (t.total_time / t.calls) ^ 2, 0)) AS stddev_time,
                CASE WHEN cardinality(h.baseline) >= 4 THEN pganalytics.robust_zscore(h.baseline, h.latest) END AS z,
                CASE WHEN cardinality(h.baseline) >= 4 THEN
-                   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY b) FROM unnest(h.baseline) b) END AS median
+                   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY b) FROM unnest(h.baseline) b) END AS median,
+               coalesce(100.0 * h.window_time / nullif(iw.exec_time, 0), 0) AS share,
+               coalesce(100.0 * h.latest_time / nullif(it.exec_time, 0), 0) AS latest_share
         FROM totals t
         LEFT JOIN history h USING (instance_id, queryid)
+        LEFT JOIN instance_window iw ON iw.instance_id = t.instance_id
+        LEFT JOIN instance_time it ON it.instance_id = t.instance_id AND it.collected_at = h.latest_at
     ), flagged AS (
         SELECT s.*,
                array_remove(ARRAY[
-                   CASE WHEN s.z > p_z_threshold AND s.latest >= 1.5 * s.median THEN 'latency_regression' END,
-                   CASE WHEN s.stddev_time > 0.5 * s.mean_time THEN 'unstable_latency' END,
+                   CASE WHEN s.z > p_z_threshold AND s.latest >= 1.5 * s.median
+                             AND s.latest - s.median >= p_min_change_ms
+                             AND s.latest_share >= p_min_time_share_pct THEN 'latency_regression' END,
+                   CASE WHEN s.stddev_time > 0.5 * s.mean_time
+                             AND s.stddev_time >= p_min_change_ms
+                             AND s.share >= p_min_time_share_pct THEN 'unstable_latency' END,
                    CASE WHEN s.read > 1000 AND s.read > 0.1 * (s.hit + s.read) THEN 'cache_misses' END,
                    CASE WHEN s.temp_written > 0 THEN 'temp_spill' END,
                    CASE WHEN s.plan_time > 0.3 * s.total_time AND s.plan_time > 0 THEN 'planning_heavy' END,
-                   CASE WHEN s.nrows / s.calls > 10000 THEN 'many_rows' END], NULL) AS why
+                   CASE WHEN s.nrows / s.calls > 10000 THEN 'many_rows' END], NULL) AS why,
+               coalesce(cardinality(s.baseline), 0) < 4
+                   AND s.stddev_time > s.mean_time
+                   AND s.stddev_time >= p_min_change_ms
+                   AND s.share >= p_min_time_share_pct AS too_erratic
         FROM scored s
     )
     SELECT i.name, f.queryid, qt.query, f.calls,
            f.mean_time, f.stddev_time, coalesce(f.n, 0), f.latest, f.median, f.z,
-           ('latency_regression' = ANY (f.why))
-             OR (coalesce(cardinality(f.baseline), 0) < 4 AND f.stddev_time > f.mean_time),
+           f.share, f.latest_share,
+           ('latency_regression' = ANY (f.why)) OR f.too_erratic,
            f.why,
            coalesce(nullif(array_to_string(ARRAY(
                SELECT CASE r
                    WHEN 'latency_regression' THEN pg_catalog.format(
-                       'Latest interval averaged %s ms against a usual %s ms: compare its current plan with earlier ones (query_executions) and check lock waits and I/O in that interval.',
-                       round(f.latest::numeric, 3), round(f.median::numeric, 3))
+                       'Latest interval averaged %s ms against a usual %s ms (%s%% of the instance''s time): compare its current plan with earlier ones (query_executions) and check lock waits and I/O in that interval.',
+                       round(f.latest::numeric, 3), round(f.median::numeric, 3), round(f.latest_share::numeric, 1))
                    WHEN 'unstable_latency' THEN
                        'Latency varies widely (stddev > half the mean): look for parameter values that need a different plan (generic vs custom plans), lock contention or cold cache.'
                    WHEN 'cache_misses' THEN pg_catalog.format(
@@ -123,9 +179,13 @@ BEGIN
     FROM flagged f
     JOIN pganalytics.instances i ON i.instance_id = f.instance_id
     LEFT JOIN pganalytics.query_texts qt ON qt.instance_id = f.instance_id AND qt.queryid = f.queryid
-    ORDER BY 11 DESC, f.total_time DESC;
+    ORDER BY (('latency_regression' = ANY (f.why)) OR f.too_erratic) DESC, f.total_time DESC, f.queryid;
 END
 $$;
+COMMENT ON FUNCTION pganalytics.analyze_query_performance(text, interval, bigint, float8, float8, float8) IS
+    'Per-query anomaly flags (robust z-score of the latest interval, gated by practical significance: '
+    'p_min_change_ms and p_min_time_share_pct), reasons and recommendations; served through api_query_analysis.';
 -- Functions are executable by PUBLIC unless revoked (per-schema default privileges cannot revoke it).
-REVOKE ALL ON FUNCTION pganalytics.analyze_query_performance(text, interval, bigint, float8) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pganalytics.analyze_query_performance(text, interval, bigint, float8) TO pganalytics_gateway, pganalytics_admin;
+-- The gateway reaches it only through api_query_analysis.
+REVOKE ALL ON FUNCTION pganalytics.analyze_query_performance(text, interval, bigint, float8, float8, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pganalytics.analyze_query_performance(text, interval, bigint, float8, float8, float8) TO pganalytics_admin;

@@ -11,20 +11,17 @@ SELECT e.instance_id,
        n.index_name,
        n.startup_cost,
        n.total_cost,
-       n.plan_rows,
-       n.actual_rows,
-       n.actual_loops,
-       n.actual_total_time
+       n.plan_rows
 FROM pganalytics.query_executions e,
-     jsonb_path_query(e.execution_plan, 'strict $.**?(exists (@."Node Type"))') AS node,
+     pg_catalog.jsonb_path_query(e.execution_plan, 'strict $.**?(exists (@."Node Type"))') AS node,
      JSON_TABLE(node, '$' COLUMNS (
          node_type         text   PATH '$."Node Type"',
          relation_name     text   PATH '$."Relation Name"',
          index_name        text   PATH '$."Index Name"',
          startup_cost      float8 PATH '$."Startup Cost"',
          total_cost        float8 PATH '$."Total Cost"',
-         plan_rows         float8 PATH '$."Plan Rows"',
-         actual_rows       float8 PATH '$."Actual Rows"',
-         actual_loops      float8 PATH '$."Actual Loops"',
-         actual_total_time float8 PATH '$."Actual Total Time"')) AS n;
-GRANT SELECT ON pganalytics.plan_nodes TO pganalytics_gateway, pganalytics_admin;
+         plan_rows         float8 PATH '$."Plan Rows"')) AS n;
+COMMENT ON VIEW pganalytics.plan_nodes IS
+    'Nodes of the stored (generic) plans with their estimates; for psql users and admins, not the gateway.';
+REVOKE ALL ON pganalytics.plan_nodes FROM PUBLIC;
+GRANT SELECT ON pganalytics.plan_nodes TO pganalytics_admin;

@@ -10,4 +10,4 @@ return robust.robust_zscore(p_baseline, p_value)
 $plpython$;
 -- Functions are executable by PUBLIC unless revoked (per-schema default privileges cannot revoke it).
 REVOKE ALL ON FUNCTION pganalytics.robust_zscore(float8[], float8) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pganalytics.robust_zscore(float8[], float8) TO pganalytics_gateway, pganalytics_admin;
+GRANT EXECUTE ON FUNCTION pganalytics.robust_zscore(float8[], float8) TO pganalytics_admin;

@@ -1,6 +1,10 @@
 -- Monitored instances as clients see them (no connection references).
 CREATE OR REPLACE VIEW pganalytics.api_instances AS
 SELECT i.name, i.server_version_num, i.labels, i.created_at, i.last_seen_at,
-       (SELECT count(*) FROM pganalytics.query_stats q WHERE q.instance_id = i.instance_id) AS query_entries
+       (SELECT pg_catalog.count(*) FROM pganalytics.query_stats q WHERE q.instance_id = i.instance_id) AS query_entries
 FROM pganalytics.instances i;
+COMMENT ON VIEW pganalytics.api_instances IS
+    'API (GET /api/v2/instances): monitored instances (name, version, labels, first and last seen, '
+    'pg_stat_statements entries stored), without their connection references.';
+REVOKE ALL ON pganalytics.api_instances FROM PUBLIC;
 GRANT SELECT ON pganalytics.api_instances TO pganalytics_gateway, pganalytics_admin;

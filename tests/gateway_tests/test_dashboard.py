@@ -15,3 +15,13 @@ def test_assets(client):
     assert js.status_code == 200 and "sessionStorage" in js.text
     assert "innerHTML" not in js.text  # data is inserted as text only
     assert client.get("/static/dashboard.css").status_code == 200
+
+
+def test_dashboard_ranks_by_a_window_and_shows_it(client):
+    """The page asks for a window (default the last hour) and says which one it shows."""
+    html = client.get("/").text
+    assert '<select id="window">' in html and '<option value="1h" selected>' in html
+    assert 'id="window-shown"' in html and "% of time" in html
+    js = client.get("/static/dashboard.js").text
+    assert "window: win.value" in js and "r.time_share_pct" in js
+    assert "rows[0].window_from" in js and "rows[0].window_to" in js

@@ -148,7 +148,9 @@ _OURS = """
 # rewrite rule; internal and extension dependencies (a view's own row type) don't count.
 _FOREIGN_DEPENDENTS = f"""
     WITH ours AS ({_OURS})
-    SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, 0)
+    SELECT DISTINCT pg_catalog.pg_describe_object(
+                        CASE WHEN r.oid IS NULL THEN d.classid ELSE 'pg_class'::regclass END,
+                        coalesce(r.ev_class, d.objid), 0)  -- a view, not its _RETURN rule
                     || ' depends on ' || pg_catalog.pg_describe_object(d.refclassid, d.refobjid, 0)
     FROM pg_catalog.pg_depend d
     JOIN ours o ON o.classid = d.refclassid AND o.objid = d.refobjid

@@ -164,7 +164,7 @@ def test_reshaping_an_object_users_depend_on_is_refused(databases, monkeypatch):
     before = snapshot(dsn)
     _force_reapply(dsn)
     _reshaped_api_instances(monkeypatch)
-    with pytest.raises(DependentObjectsError, match="view my_instances depends on view pganalytics.api_instances"):
+    with pytest.raises(DependentObjectsError, match="view public.my_instances depends on view pganalytics.api_instances"):
         store.upgrade(dsn)
     with psycopg.connect(dsn) as conn:
         assert conn.execute("SELECT to_regclass('public.my_instances')").fetchone()[0] == "my_instances"

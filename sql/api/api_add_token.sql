@@ -10,3 +10,4 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION pganalytics.api_add_token(text, bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pganalytics.api_add_token(text, bytea) TO pganalytics_admin;
+COMMENT ON FUNCTION pganalytics.api_add_token(text, bytea) IS 'Store a new API token''s SHA-256 under a name; returns its id (admin; `pganalytics token create`)';

@@ -13,3 +13,4 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION pganalytics.api_authenticate(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pganalytics.api_authenticate(bytea) TO pganalytics_gateway;
+COMMENT ON FUNCTION pganalytics.api_authenticate(bytea) IS 'The name of the active token with this SHA-256 digest, or NULL (the gateway''s bearer-token check)';

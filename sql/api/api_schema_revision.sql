@@ -10,3 +10,4 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION pganalytics.api_schema_revision() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pganalytics.api_schema_revision() TO pganalytics_gateway, pganalytics_admin;
+COMMENT ON FUNCTION pganalytics.api_schema_revision() IS 'The installed Alembic revision of the store (for /health)';

@@ -57,3 +57,16 @@ def test_the_routes_api_objects_are_documented(store_conn):
         WHERE coalesce(obj_description(o, 'pg_class'), obj_description(o, 'pg_proc'), '') NOT LIKE 'API (GET /api/v2/%'
     """).fetchall()
     assert undocumented == []
+
+
+def test_every_api_object_is_documented(store_conn):
+    """The api_* surface is what clients and psql users read: each object says what it is."""
+    undocumented = store_conn.execute("""
+        SELECT p.oid::regprocedure::text FROM pg_proc p
+        WHERE p.pronamespace = 'pganalytics'::regnamespace AND p.proname LIKE 'api\\_%'
+          AND obj_description(p.oid, 'pg_proc') IS NULL
+        UNION ALL
+        SELECT c.relname FROM pg_class c
+        WHERE c.relnamespace = 'pganalytics'::regnamespace AND c.relname LIKE 'api\\_%'
+          AND c.relkind IN ('v', 'm') AND obj_description(c.oid, 'pg_class') IS NULL""").fetchall()
+    assert undocumented == []

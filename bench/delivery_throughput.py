@@ -1,6 +1,6 @@
 """How fast the delivery thread puts batches into the store: the per-batch path (each batch in
-a savepoint with its ledger call and COPY: what every group took before, now the fallback)
-against the grouped fast path (no savepoints; every sample of the group in one COPY and one
+a savepoint with its own staging and ingest call: what every group took before grouping, and
+the fallback until the fallback became a bisection of the group) against the grouped fast path (no savepoints; every sample of the group in one COPY and one
 call), measured in the same run on the same batches.
 
     .venv/bin/python bench/delivery_throughput.py [--targets 200] [--rounds 5] [--rtt-ms 0 1]
@@ -144,6 +144,15 @@ def rounds_of_batches(template: list, targets: int, rounds: int) -> list[list]:
     return out
 
 
+class PerBatch(Delivery):
+    """Every batch on its own, each in a savepoint, in one transaction per group."""
+
+    def _deliver_each(self, sink, batches: list) -> None:
+        with sink.transaction():
+            for batch in batches:
+                sink.deliver(batch)
+
+
 # -- measuring --------------------------------------------------------------------------------
 def proc_cpu_s(pid: int) -> float:
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -224,7 +233,7 @@ def main() -> None:
                     admin.execute(f"CREATE DATABASE {db} TEMPLATE store_template")
                     dsn = psycopg.conninfo.make_conninfo(cluster.dsn_for(db), port=relay.port if relay else cluster.port,
                                                          options="-c pg_stat_statements.track=top")
-                    delivery = Delivery(dsn, Spool(base / f"spool-{db}"))
+                    delivery = (Delivery if mode == "grouped" else PerBatch)(dsn, Spool(base / f"spool-{db}"))
                     delivery.fast_path = mode == "grouped"
                     group_size = delivery.max_group
                     per_mode[mode] = {"db": db, "delivery": delivery, "rounds": []}

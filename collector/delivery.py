@@ -84,11 +84,14 @@ class Delivery:
         self._stop.set()
         self._thread.join(timeout)
         if self.failure is not None:  # the thread is gone: spool what came after it stopped
-            while True:
-                try:
-                    self.spool.put_many(self.inbox.get_nowait())
-                except queue.Empty:
-                    break
+            self._spool_inbox()
+
+    def _spool_inbox(self) -> None:
+        while True:
+            try:
+                self.spool.put_many(self.inbox.get_nowait())
+            except queue.Empty:
+                return
 
     def _connect(self) -> Sink | None:
         if self._sink is not None and not self._sink.conn.closed:
@@ -146,8 +149,9 @@ class Delivery:
         return True
 
     @staticmethod
-    def _raise_if_unavailable(sink: Sink, exc: BaseException) -> None:
-        """Raise OperationalError when exc says the store cannot take anything now."""
+    def _raise_unless_refused(sink: Sink, exc: BaseException) -> None:
+        """Raise OperationalError when exc says the store cannot take anything now, and exc
+        itself when it is not the store refusing the batch (a bug, a mismatched store)."""
         if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
             raise exc
         if sink.conn.broken or sink.conn.closed or _transient(exc):
@@ -161,7 +165,7 @@ class Delivery:
             with sink.transaction():
                 sink.deliver_group(batches)
         except Exception as exc:
-            self._raise_if_unavailable(sink, exc)
+            self._raise_unless_refused(sink, exc)
             self.refused_groups += 1
             log.info("the store refused part of a group of %d batches (%s: %s): "
                      "delivering them one by one", len(batches), type(exc).__name__, exc)
@@ -175,9 +179,12 @@ class Delivery:
         per refused batch instead of one delivery per batch (each ingest call has a fixed
         cost: measured 178 batches/s one by one against ~2,200 grouped)."""
         with sink.transaction():
-            half = len(batches) // 2
-            for part in (batches[:half], batches[half:]) if half else (batches,):
-                self._isolate(sink, part)
+            self._halves(sink, batches)
+
+    def _halves(self, sink: Sink, batches: list) -> None:
+        half = len(batches) // 2
+        for part in (batches[:half], batches[half:]) if half else (batches,):
+            self._isolate(sink, part)
 
     def _isolate(self, sink: Sink, batches: list) -> None:
         try:
@@ -185,15 +192,13 @@ class Delivery:
                 sink.deliver_group(batches)
             return
         except Exception as exc:
-            self._raise_if_unavailable(sink, exc)
+            self._raise_unless_refused(sink, exc)
             if len(batches) == 1:
                 self.spool.reject(batches[0], str(exc))
                 log.error("batch %s/%s at %s rejected by the store: %s",
                           batches[0].instance, batches[0].source, batches[0].collected_at, exc)
                 return
-        half = len(batches) // 2
-        self._isolate(sink, batches[:half])
-        self._isolate(sink, batches[half:])
+        self._halves(sink, batches)
 
     def _replay(self) -> None:
         while (head := self.spool.oldest()) is not None:
@@ -234,13 +239,9 @@ class Delivery:
             log.exception("delivery stopped: %s", exc)
             self.failure = DeliveryFailed(f"{type(exc).__name__}: {exc}")
             self.failure.__cause__ = exc
-            while True:
-                if batches:
-                    self.spool.put_many(batches)
-                try:
-                    batches = self.inbox.get_nowait()
-                except queue.Empty:
-                    break
+            if batches:
+                self.spool.put_many(batches)
+            self._spool_inbox()
         finally:
             if self._sink is not None:
                 self._sink.conn.close()

@@ -31,6 +31,7 @@ DECLARE
     my_xid     xid8 := pg_current_xact_id();  -- once: a volatile call per row could use no index
     prev_at    timestamptz;
     staged     bigint;
+    distinct_keys bigint;
     merged     bigint;
 BEGIN
     IF p_batch_no IS NULL OR p_instance_id IS NULL OR p_collected_at IS NULL THEN
@@ -41,15 +42,14 @@ BEGIN
        OR array_position(p_text_queryids, NULL) IS NOT NULL OR array_position(p_texts, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'ingest_query_stats: text queryids and texts must be arrays of the same length without nulls';
     END IF;
-    IF EXISTS (SELECT FROM pganalytics.query_stats_stage s
-               WHERE s.stage_xid = my_xid AND s.batch_no = p_batch_no
-               GROUP BY s.dbid, s.userid, s.queryid, s.toplevel HAVING count(*) > 1) THEN
+    -- One pass: the row count for the ledger, and whether an entry is there twice.
+    SELECT count(*), count(DISTINCT (s.dbid, s.userid, s.queryid, s.toplevel)) INTO staged, distinct_keys
+    FROM pganalytics.query_stats_stage s WHERE s.stage_xid = my_xid AND s.batch_no = p_batch_no;
+    IF staged <> distinct_keys THEN
         RAISE EXCEPTION 'ingest_query_stats: staged snapshot % holds an entry twice', p_batch_no
             USING ERRCODE = 'cardinality_violation',
                   HINT = 'stage each (dbid, userid, queryid, toplevel) once per batch';
     END IF;
-    SELECT count(*) INTO staged FROM pganalytics.query_stats_stage s
-    WHERE s.stage_xid = my_xid AND s.batch_no = p_batch_no;
 
     IF pganalytics.begin_snapshot(p_instance_id, 'query_stats', p_collected_at, p_row_count => staged) THEN
         SELECT i.collected_at INTO prev_at

@@ -24,8 +24,23 @@ def _dsn(args) -> str:
 
 
 def cmd_install(args) -> None:
+    if args.distributed:
+        from . import distribute
+
+        if args.revision != "head":
+            raise store.StoreError("--distributed installs to head: leave out --revision")
+        with store.connect(_dsn(args)) as conn:
+            distribute.check_citus(conn)  # before installing anything
     store.upgrade(_dsn(args), args.revision)
     print(f"pganalytics store at revision {store.current_revision(_dsn(args))}")
+    if args.distributed:
+        result = distribute.distribute(_dsn(args))
+        for table, what in result.done:
+            print(f"  {table}: {what}")
+        if result.owner_login_on:
+            print(f"  the store's owner may now log in on {', '.join(result.owner_login_on)} (Citus "
+                  "connects as it): allow it only from the coordinator in their pg_hba.conf")
+        print(result.summary())
 
 
 def cmd_uninstall(args) -> None:
@@ -142,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("install", cmd_install, "install or upgrade the store schema (Alembic)")
     sp.add_argument("--revision", default="head")
+    sp.add_argument("--distributed", action="store_true",
+                    help="then distribute it on Citus (the DSN names the coordinator): tables with "
+                         "instance_id sharded by it, catalogs as reference tables; safe to repeat")
     add("uninstall", cmd_uninstall, "remove every object the store created")
     targets = sub.add_parser("targets", help="monitored servers").add_subparsers(dest="targets", required=True)
     for name, func, help_ in (("add", cmd_targets_add, "register a server to monitor"),

@@ -13,17 +13,22 @@
 # directories when a file there is missing or differs. Build dependencies come from apt, as in
 # scripts/setup.sh. Safe to run again; silent when there is nothing to do, one line per step
 # on stderr when there is, the build log's tail and one sentence when something fails.
-# Needs root (apt, and the server's directories), or sudo.
+# Needs root (apt, and the server's directories), or sudo. Exit status: 0 done, 3 impossible
+# on this platform (no distribution server, no Debian, no release for this major, no root),
+# 1 failed.
 set -euo pipefail
 
 prog=citus-build.sh
 say() { echo "$prog: $*" >&2; }
 die() { say "$*"; exit 1; }
+# Exit status 3: Citus cannot be built here at all (tests/citus.py skips with this sentence);
+# 1: something failed that should not have.
+impossible() { say "$*"; exit 3; }
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 vendor=${CITUS_VENDOR:-/work/shared/vendor/citus}
 
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi; }
 updated=""
 apt_install() {
     local missing=()
@@ -41,12 +46,15 @@ apt_install() {
 major=${1:-}
 if [[ -z "$major" ]]; then
     major=$(ls /usr/lib/postgresql 2>/dev/null | grep -E '^[0-9]+$' | sort -n | tail -n 1 || true)
-    [[ -n "$major" ]] || die "no PostgreSQL server under /usr/lib/postgresql: run 'make setup' first"
+    [[ -n "$major" ]] || impossible "no distribution PostgreSQL server under /usr/lib/postgresql (make setup installs one)"
 fi
 [[ "$major" =~ ^[0-9]+$ ]] || die "bad PostgreSQL major version '$major'"
 [[ -x "/usr/lib/postgresql/$major/bin/postgres" ]] \
-    || die "PostgreSQL $major is not installed (/usr/lib/postgresql/$major/bin/postgres)"
-command -v dpkg >/dev/null || die "not a Debian system: install Citus for PostgreSQL $major by other means"
+    || impossible "PostgreSQL $major is not installed (/usr/lib/postgresql/$major/bin/postgres)"
+command -v dpkg >/dev/null && command -v apt-get >/dev/null \
+    || impossible "not a Debian system (no dpkg/apt-get): install Citus for PostgreSQL $major by other means"
+[[ $(id -u) -eq 0 ]] || sudo -n true 2>/dev/null \
+    || impossible "needs root or password-less sudo (apt, and PostgreSQL $major's lib/ and extension/ directories)"
 
 # --- which release: the newest whose configure accepts this major ---------------------------
 supports() {  # supports TARBALL MAJOR: its configure's "$version_num" != 'NN' list has MAJOR
@@ -60,8 +68,8 @@ while read -r candidate; do
     if supports "$candidate" "$major"; then tarball=$candidate; fi
 done < <(ls "$vendor"/citus-*.tar.gz 2>/dev/null | sort -V)
 if [[ -z "$tarball" ]]; then
-    [[ -n "$(ls "$vendor"/citus-*.tar.gz 2>/dev/null)" ]] || die "no Citus source tarball in $vendor"
-    die "no Citus release in $vendor builds against PostgreSQL $major ($(cd "$vendor" && ls citus-*.tar.gz | tr '\n' ' '))"
+    [[ -n "$(ls "$vendor"/citus-*.tar.gz 2>/dev/null)" ]] || impossible "no Citus source tarball in $vendor"
+    impossible "no Citus release in $vendor builds against PostgreSQL $major ($(cd "$vendor" && ls citus-*.tar.gz | tr '\n' ' '))"
 fi
 release=$(basename "$tarball" .tar.gz)
 
@@ -97,8 +105,9 @@ fix_source() {
 build() {
     local t0 src log
     t0=$(now)
-    apt_install "postgresql-server-dev-$major" libcurl4-openssl-dev liblz4-dev libzstd-dev \
-        libkrb5-dev build-essential
+    # No libcurl: Citus uses it only to send anonymous usage statistics (and check for
+    # updates) over the network, which a test cluster must never do (--without-libcurl).
+    apt_install "postgresql-server-dev-$major" liblz4-dev libzstd-dev libkrb5-dev build-essential
     local pg_config="/usr/lib/postgresql/$major/bin/pg_config"
     [[ -x "$pg_config" ]] || die "no $pg_config after installing postgresql-server-dev-$major"
     rm -rf "$dir"
@@ -108,7 +117,7 @@ build() {
     say "building $release for PostgreSQL $major (about a minute; log: $log)"
     # with_llvm=no: no LLVM bitcode for JIT inlining (needs clang; tests do not use JIT).
     if ! { tar -xzf "$tarball" -C "$src" --strip-components=1 && fix_source "$src" &&
-           (cd "$src" && ./configure PG_CONFIG="$pg_config" &&
+           (cd "$src" && ./configure PG_CONFIG="$pg_config" --without-libcurl &&
                 make -j"$(nproc)" with_llvm=no &&
                 make install with_llvm=no DESTDIR="$stage"); } > "$log" 2>&1; then
         tail -n 25 "$log" >&2

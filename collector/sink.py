@@ -187,15 +187,15 @@ class Sink:
             return sum(r.fetchone()[0] for r in results)  # type: ignore[index]  # each call returns one row
 
     def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int], first: int) -> tuple:
-        """COPY the batches' samples into the store's samples_stage, numbered from `first`;
-        returns the ingest_samples() call (query, params) that stores them."""
+        """COPY one frame per batch (its series ids and values, in the same order) into the
+        store's sample_frames_stage, numbered from `first`; returns the ingest_samples() call
+        (query, params) that stores them."""
         ids = self._series_ids([(iids[b.instance], b.samples) for b in batches])
-        with cur.copy("COPY pganalytics.samples_stage (batch_no, series_id, value) "
+        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, series_ids, vals) "
                       "FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int4", "int4", "float8"])
+            copy.set_types(["int4", "int4[]", "float8[]"])
             for no, (batch, batch_ids) in enumerate(zip(batches, ids), start=first):
-                for sid, sample in zip(batch_ids, batch.samples):
-                    copy.write_row((no, sid, sample[3]))
+                copy.write_row((no, batch_ids, [float(sample[3]) for sample in batch.samples]))
         dbs = [(no, datid, datname) for no, b in enumerate(batches, start=first)
                for datid, datname in b.databases]
         db_nos, datids, datnames = (list(c) for c in zip(*dbs)) if dbs else ([], [], [])

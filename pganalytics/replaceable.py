@@ -6,7 +6,7 @@ install. A hash of the applied bundle is kept in pganalytics.meta: an upgrade wi
 changes nothing.
 
 File conventions
-- `sql/{ingest,analytics,api}/NAME.sql`, applied in that directory order, then by name;
+- `sql/{ingest,store,analytics,api}/NAME.sql`, applied in that directory order, then by name;
   a `-- depends: analytics/other.sql` line orders a file after another.
 - `NAME.pgNN.sql` replaces `NAME.sql` on servers whose major version is >= NN.
 - A line `#pganalytics:module NAME` inside a PL/Python body is replaced by a loader that
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 SCHEMA = "pganalytics"
-DIRECTORIES = ("ingest", "analytics", "api")
+DIRECTORIES = ("ingest", "store", "analytics", "api")
 _VARIANT = re.compile(r"^(?P<name>[a-z0-9_]+)(?:\.pg(?P<min>\d+))?\.sql$")
 _DEPENDS = re.compile(r"^--\s*depends:\s*(\S+)\s*$", re.M)
 _CREATE = re.compile(r"^CREATE OR REPLACE (FUNCTION|PROCEDURE|VIEW)\s+(pganalytics\.[a-z0-9_]+)\b", re.M)

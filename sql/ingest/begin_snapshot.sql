@@ -1,14 +1,13 @@
+-- depends: ingest/ensure_ledger_partitions.sql
 -- Open the delivery of one batch: record (instance, source, collected_at) in the ledger (with
--- its row count when known) and make sure the sample partitions for [p_ts_from, p_ts_to]
--- exist. Returns false when this batch was already delivered: the caller then skips it
--- (re-sending never double-counts). Must run in the same transaction as the batch's data.
--- (not SECURITY DEFINER: only the ingest functions, running as the store's owner, call it).
+-- its row count when known). Returns false when this batch was already delivered: the caller
+-- then skips it (re-sending never double-counts). Must run in the same transaction as the
+-- batch's data. (not SECURITY DEFINER: only the ingest functions, running as the store's
+-- owner, call it).
 CREATE OR REPLACE FUNCTION pganalytics.begin_snapshot(
     p_instance_id  int,
     p_source       text,
     p_collected_at timestamptz,
-    p_ts_from      timestamptz DEFAULT NULL,
-    p_ts_to        timestamptz DEFAULT NULL,
     p_row_count    bigint DEFAULT 0)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -27,6 +26,7 @@ BEGIN
         RAISE EXCEPTION 'begin_snapshot: no instance with id %', p_instance_id
             USING HINT = 'register it first with pganalytics.register_instance()';
     END IF;
+    PERFORM pganalytics.ensure_ledger_partitions('begin_snapshot', p_collected_at, p_collected_at);
     INSERT INTO pganalytics.snapshots (instance_id, source, collected_at, row_count)
     VALUES (p_instance_id, p_source, p_collected_at, coalesce(p_row_count, 0))
     ON CONFLICT DO NOTHING;
@@ -36,10 +36,7 @@ BEGIN
     END IF;
     UPDATE pganalytics.instances SET last_seen_at = greatest(last_seen_at, p_collected_at)
     WHERE instance_id = p_instance_id;
-    IF p_ts_from IS NOT NULL THEN
-        PERFORM pganalytics.ensure_partitions('pganalytics.samples', p_ts_from, coalesce(p_ts_to, p_ts_from));
-    END IF;
     RETURN true;
 END
 $$;
-REVOKE ALL ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, timestamptz, timestamptz, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pganalytics.begin_snapshot(int, text, timestamptz, bigint) FROM PUBLIC;

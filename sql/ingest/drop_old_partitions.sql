@@ -1,33 +1,23 @@
--- Retention: drop whole day partitions of samples and query_stat_deltas that end before
--- p_older_than ago (dropping a partition is instant and leaves no bloat, unlike DELETE).
--- Returns the names of the dropped partitions.
+-- depends: ingest/retire_partitions.sql
+-- Retention by hand: drop the day partitions of raw frames (with their ledger), query
+-- statistics deltas and wait-event samples that end before p_older_than ago. maintain() does
+-- the same on its own from the retention.* store settings, rollups included.
 CREATE OR REPLACE FUNCTION pganalytics.drop_old_partitions(p_older_than interval)
 RETURNS TABLE (dropped text)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    old_part record;
 BEGIN
     IF p_older_than IS NULL OR p_older_than < interval '1 day' THEN
         RAISE EXCEPTION 'drop_old_partitions: keep at least 1 day, got %', p_older_than;
     END IF;
-    FOR old_part IN
-        SELECT c.oid::regclass::text AS name
-        FROM pg_inherits i
-        JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent IN ('pganalytics.samples'::regclass, 'pganalytics.query_stat_deltas'::regclass,
-                     'pganalytics.wait_samples'::regclass)
-          -- partitions are named <parent>_pYYYYMMDD and cover that UTC day
-          AND c.relname ~ '_p\d{8}$'
-          AND (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= now() - p_older_than
-        ORDER BY 1
-    LOOP
-        EXECUTE pg_catalog.format('DROP TABLE %s', old_part.name);
-        dropped := old_part.name;
-        RETURN NEXT;
-    END LOOP;
+    RETURN QUERY
+        SELECT r.dropped
+        FROM unnest(ARRAY['pganalytics.sample_frames', 'pganalytics.snapshots',
+                          'pganalytics.query_stat_deltas', 'pganalytics.wait_samples']::regclass[]) AS p(parent)
+        CROSS JOIN LATERAL pganalytics.retire_partitions(p.parent, now() - p_older_than) AS r(dropped)
+        ORDER BY 1;
 END
 $$;
 REVOKE ALL ON FUNCTION pganalytics.drop_old_partitions(interval) FROM PUBLIC;

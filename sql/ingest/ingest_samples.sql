@@ -1,6 +1,8 @@
 -- depends: ingest/register_databases.sql
--- Store the samples of many batches at once (one delivery group): the collector COPYs every
--- sample into pganalytics.samples_stage (batch_no, series_id, value) in its transaction, then
+-- depends: ingest/ensure_ledger_partitions.sql
+-- Store the samples of many batches at once (one delivery group): the collector COPYs one
+-- frame per batch into pganalytics.sample_frames_stage (batch_no, series_ids[], vals[]) in its
+-- transaction, then
 -- calls this once with one array element per batch (batch_no, instance, source, collected_at)
 -- and the databases the batches saw (pg_stat_database: batch_no, datid, datname). Only rows
 -- staged by the calling transaction are read (stage_xid), never a relation the caller made.
@@ -27,6 +29,7 @@ DECLARE
     my_xid   xid8 := pg_current_xact_id();  -- once: a volatile call per row could use no index
     min_no   int;
     bad      record;
+    lay      record;
     new_nos  int[];
     new_iids int[];
     new_ats  timestamptz[];
@@ -67,34 +70,45 @@ BEGIN
         RAISE EXCEPTION 'ingest_samples: no instance with id %', bad.instance_id
             USING HINT = 'register it first with pganalytics.register_instance()';
     END IF;
+    PERFORM pganalytics.ensure_ledger_partitions('ingest_samples', min(a), max(a)) FROM unnest(p_collected_at) AS a
+        HAVING count(*) > 0;
     SELECT min(n) INTO min_no FROM unnest(p_batch_nos) AS n;
-    -- Every sample this transaction staged from the lowest listed batch number on belongs
-    -- to a listed batch (rows left over would never be stored), and its series to that
-    -- batch's instance. Lower numbers are earlier calls' (consumed) rows: the collector
+    -- Every frame this transaction staged from the lowest listed batch number on belongs to a
+    -- listed batch (rows left over would never be stored), one per batch, with one value per
+    -- series and no NULLs. Lower numbers are earlier calls' (consumed) rows: the collector
     -- numbers batches upwards within a transaction, and the index range skips them.
-    SELECT s.batch_no, s.series_id, b.instance_id INTO bad
-    FROM pganalytics.samples_stage s
-    LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
+    SELECT s.batch_no, cardinality(s.series_ids) AS ids, cardinality(s.vals) AS vals,
+           CASE WHEN b.batch_no IS NULL THEN 'unlisted'
+                WHEN cardinality(s.series_ids) IS DISTINCT FROM cardinality(s.vals) OR cardinality(s.vals) = 0 THEN 'shape'
+                WHEN array_position(s.vals, NULL) IS NOT NULL THEN 'null' END AS problem
+    INTO bad
+    FROM pganalytics.sample_frames_stage s
+    LEFT JOIN unnest(p_batch_nos) AS b(batch_no) ON b.batch_no = s.batch_no
     WHERE s.stage_xid = my_xid AND s.batch_no >= min_no
-      AND (b.batch_no IS NULL
-       OR NOT EXISTS (SELECT FROM pganalytics.series r
-                      WHERE r.instance_id = b.instance_id AND r.series_id = s.series_id))
+      AND (b.batch_no IS NULL OR cardinality(s.series_ids) IS DISTINCT FROM cardinality(s.vals)
+           OR cardinality(s.vals) = 0 OR array_position(s.vals, NULL) IS NOT NULL)
     LIMIT 1;
+    IF bad.problem = 'unlisted' THEN
+        RAISE EXCEPTION 'ingest_samples: a frame was staged for batch %, which is not listed', bad.batch_no
+            USING HINT = 'pass every staged batch number, once';
+    ELSIF bad.problem = 'shape' THEN
+        RAISE EXCEPTION 'ingest_samples: the frame of batch % has % series ids and % values', bad.batch_no, bad.ids, bad.vals;
+    ELSIF bad.problem = 'null' THEN
+        RAISE EXCEPTION 'ingest_samples: the frame of batch % holds a NULL value', bad.batch_no;
+    END IF;
+    SELECT s.batch_no, count(*) AS copies INTO bad FROM pganalytics.sample_frames_stage s
+    WHERE s.stage_xid = my_xid AND s.batch_no = ANY (p_batch_nos) GROUP BY s.batch_no HAVING count(*) > 1 LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'ingest_samples: a staged sample of batch % names series %, which is not a series of %',
-            bad.batch_no, bad.series_id, coalesce('instance ' || bad.instance_id, 'a listed batch')
-            USING HINT = 'stage only samples of the batches passed, with ids from pganalytics.series_ids()';
+        RAISE EXCEPTION 'ingest_samples: % frames were staged for batch % (one per batch)', bad.copies, bad.batch_no;
     END IF;
 
     -- The ledger: one row per distinct snapshot (its first batch in the group); the batches
     -- whose row is new here are the ones to store.
     WITH batches AS (
-        SELECT b.*, c.n
+        SELECT b.*, cardinality(s.vals) AS n
         FROM unnest(p_batch_nos, p_instance_ids, p_sources, p_collected_at)
              AS b(batch_no, instance_id, source, collected_at)
-        JOIN (SELECT s.batch_no, count(*) AS n FROM pganalytics.samples_stage s
-              WHERE s.stage_xid = my_xid AND s.batch_no = ANY (p_batch_nos) GROUP BY s.batch_no) c
-          USING (batch_no)),
+        JOIN pganalytics.sample_frames_stage s ON s.batch_no = b.batch_no AND s.stage_xid = my_xid),
     firsts AS (
         SELECT DISTINCT ON (b.instance_id, b.source, b.collected_at) b.*
         FROM batches b ORDER BY b.instance_id, b.source, b.collected_at, b.batch_no),
@@ -109,16 +123,46 @@ BEGIN
     FROM recorded r JOIN firsts f USING (instance_id, source, collected_at);
 
     IF new_nos IS NOT NULL THEN
+        -- Layouts seen for the first time: check once that they name distinct series of their
+        -- instance, then register them. Known ones cost one hash-index probe per frame.
+        FOR lay IN
+            SELECT DISTINCT n.instance_id, s.series_ids
+            FROM pganalytics.sample_frames_stage s
+            JOIN unnest(new_nos, new_iids) AS n(batch_no, instance_id) USING (batch_no)
+            WHERE s.stage_xid = my_xid AND s.batch_no = ANY (new_nos)
+              AND NOT EXISTS (SELECT FROM pganalytics.sample_layouts l
+                              WHERE l.instance_id = n.instance_id AND l.series_ids = s.series_ids)
+        LOOP
+            SELECT u.series_id INTO bad FROM unnest(lay.series_ids) AS u(series_id)
+            WHERE u.series_id IS NULL
+               OR NOT EXISTS (SELECT FROM pganalytics.series r
+                              WHERE r.instance_id = lay.instance_id AND r.series_id = u.series_id)
+            LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'ingest_samples: a staged frame names series %, which is not a series of instance %',
+                    coalesce(bad.series_id::text, 'NULL'), lay.instance_id
+                    USING HINT = 'stage only ids from pganalytics.series_ids()';
+            END IF;
+            IF (SELECT count(DISTINCT u) FROM unnest(lay.series_ids) AS u) <> cardinality(lay.series_ids) THEN
+                RAISE EXCEPTION 'ingest_samples: a staged frame of instance % names a series twice', lay.instance_id;
+            END IF;
+            INSERT INTO pganalytics.sample_layouts (instance_id, series_ids) VALUES (lay.instance_id, lay.series_ids);
+        END LOOP;
+
         FOR day IN SELECT DISTINCT (a AT TIME ZONE 'UTC')::date FROM unnest(new_ats) AS a LOOP
-            PERFORM pganalytics.ensure_partitions('pganalytics.samples',
+            PERFORM pganalytics.ensure_partitions('pganalytics.sample_frames',
                 day::timestamp AT TIME ZONE 'UTC', day::timestamp AT TIME ZONE 'UTC');
         END LOOP;
-        INSERT INTO pganalytics.samples (instance_id, series_id, ts, value)
-        SELECT n.instance_id, s.series_id, n.collected_at, s.value
-        FROM pganalytics.samples_stage s
+        INSERT INTO pganalytics.sample_frames (instance_id, ts, layout_id, vals)
+        SELECT n.instance_id, n.collected_at,
+               (SELECT min(l.layout_id) FROM pganalytics.sample_layouts l
+                WHERE l.instance_id = n.instance_id AND l.series_ids = s.series_ids),
+               s.vals
+        FROM pganalytics.sample_frames_stage s
         JOIN unnest(new_nos, new_iids, new_ats) AS n(batch_no, instance_id, collected_at) USING (batch_no)
         WHERE s.stage_xid = my_xid AND s.batch_no = ANY (new_nos);
-        GET DIAGNOSTICS stored = ROW_COUNT;
+        SELECT sum(cardinality(s.vals)) INTO stored FROM pganalytics.sample_frames_stage s
+        WHERE s.stage_xid = my_xid AND s.batch_no = ANY (new_nos);
 
         UPDATE pganalytics.instances i SET last_seen_at = greatest(i.last_seen_at, n.collected_at)
         FROM (SELECT u.instance_id, max(u.collected_at) AS collected_at
@@ -134,7 +178,7 @@ BEGIN
         HAVING count(*) > 0;
     END IF;
     -- Consume the staged rows: a later call in the same transaction must not see them.
-    DELETE FROM pganalytics.samples_stage s WHERE s.stage_xid = my_xid AND s.batch_no = ANY (p_batch_nos);
+    DELETE FROM pganalytics.sample_frames_stage s WHERE s.stage_xid = my_xid AND s.batch_no = ANY (p_batch_nos);
     RETURN coalesce(stored, 0);
 END
 $$;

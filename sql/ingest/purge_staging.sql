@@ -13,7 +13,7 @@ DECLARE
     n1      bigint;
     n2      bigint;
 BEGIN
-    DELETE FROM pganalytics.samples_stage WHERE stage_xid < horizon;
+    DELETE FROM pganalytics.sample_frames_stage WHERE stage_xid < horizon;
     GET DIAGNOSTICS n1 = ROW_COUNT;
     DELETE FROM pganalytics.query_stats_stage WHERE stage_xid < horizon;
     GET DIAGNOSTICS n2 = ROW_COUNT;

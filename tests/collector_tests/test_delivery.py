@@ -246,18 +246,18 @@ def test_a_new_store_connection_loads_the_known_series_in_one_query(store_dsn, c
     series already stored are loaded at once, not looked up one by one."""
     first, later = group(T0), group(T0 + timedelta(seconds=60))
     assert Delivery(collector_dsn, Spool(tmp_path / "a"))._deliver(first)
-    lookups = statements(store_dsn, collector_dsn, "%series_ids%")
+    lookups = statements(store_dsn, collector_dsn, "%pganalytics.series_ids(%")
     loads = statements(store_dsn, collector_dsn, "%known_series%")
     restarted = Delivery(collector_dsn, Spool(tmp_path / "b"))
     assert restarted._deliver(later) and restarted.refused_groups == 0
-    assert statements(store_dsn, collector_dsn, "%series_ids%") == lookups  # none
+    assert statements(store_dsn, collector_dsn, "%pganalytics.series_ids(%") == lookups  # none
     assert statements(store_dsn, collector_dsn, "%known_series%") == loads + 1
     assert stored_samples(store_dsn) == expected_samples(first + later)
     # a series the store has never seen is still created on the way
     extra = samples_batch(INSTANCES[0], "host", T0 + timedelta(seconds=120), 2, value=7.0)
     extra.samples.append(("brand_new_metric", {}, "gauge", 1.0))
     assert restarted._deliver([extra])
-    assert statements(store_dsn, collector_dsn, "%series_ids%") == lookups + 1
+    assert statements(store_dsn, collector_dsn, "%pganalytics.series_ids(%") == lookups + 1
     with psycopg.connect(store_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pganalytics.samples x JOIN pganalytics.series s "
                             "USING (instance_id, series_id) WHERE s.metric = 'brand_new_metric'"

@@ -20,8 +20,11 @@ def test_fresh_install_creates_schema(databases):
     assert store.current_revision(dsn) == store.head_revision()
     snap = snapshot(dsn)
     tables = {r[0] for r in snap["relations"] if r[1] in ("r", "p")}
-    assert {"instances", "databases", "series", "samples", "snapshots", "query_stats",
+    assert {"instances", "databases", "series", "sample_layouts", "sample_frames", "snapshots",
+            "rollups_1m", "rollups_5m", "rollups_15m", "rollups_1h", "series_state", "query_stats",
             "query_stat_deltas", "query_executions", "query_texts", "api_tokens"} <= tables
+    views = {r[0] for r in snap["relations"] if r[1] == "v"}
+    assert "samples" in views  # raw samples as rows, over the frames
     functions = {r[0].split("(")[0] for r in snap["functions"]}
     assert {"pganalytics.analyze_query_performance", "pganalytics.ingest_query_stats",
             "pganalytics.robust_zscore"} <= functions

@@ -89,8 +89,8 @@ def _ingest_calls(conn: psycopg.Connection, iid: int) -> None:
     assert row is not None
     sid = row[0]
     with conn.transaction(), conn.cursor() as cur:
-        with cur.copy("COPY pganalytics.samples_stage (batch_no, series_id, value) FROM STDIN") as copy:
-            copy.write_row((0, sid, 1.5))
+        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, series_ids, vals) FROM STDIN") as copy:
+            copy.write_row((0, [sid], [1.5]))
         with cur.copy("COPY pganalytics.query_stats_stage (batch_no, dbid, userid, queryid, toplevel, "
                       "calls, total_exec_time) FROM STDIN") as copy:
             copy.write_row((0, 5, 10, 42, True, 3, 1.0))
@@ -151,14 +151,18 @@ def test_collector_cannot_bypass_the_ledger_or_read_staging(store_conn, roles):
     iid = store_conn.execute("SELECT pganalytics.register_instance('sec1', 'service=sec1')").fetchone()[0]
     with psycopg.connect(roles("collector"), autocommit=True) as c:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            c.execute("INSERT INTO pganalytics.samples VALUES (%s, 1, now(), 1)", (iid,))
-        for statement in ("SELECT * FROM pganalytics.samples_stage",
-                          "DELETE FROM pganalytics.samples_stage",
+            c.execute("INSERT INTO pganalytics.sample_frames VALUES (%s, now(), 1, '{1}')", (iid,))
+        for statement in ("SELECT * FROM pganalytics.sample_frames_stage",
+                          "DELETE FROM pganalytics.sample_frames_stage",
+                          "SELECT * FROM pganalytics.samples",
+                          "INSERT INTO pganalytics.sample_layouts (instance_id, series_ids) VALUES (1, '{1}')",
                           "TRUNCATE pganalytics.query_stats_stage",
-                          "INSERT INTO pganalytics.samples_stage (batch_no, series_id, value, stage_xid) "
-                          "VALUES (0, 1, 1, '1')",  # another transaction's rows: no forging
+                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals, stage_xid) "
+                          "VALUES (0, '{1}', '{1}', '1')",  # another transaction's rows: no forging
+                          "SELECT * FROM pganalytics.rollups_1m",
                           "SELECT pganalytics.begin_snapshot(1, 'x', now())",
-                          "SELECT pganalytics.ensure_partitions('pganalytics.samples', now(), now())",
+                          "SELECT pganalytics.ensure_partitions('pganalytics.sample_frames', now(), now())",
+                          "SELECT * FROM pganalytics.rollup_minutes('{1}', ARRAY[now()], ARRAY[now()])",
                           "CREATE TABLE pganalytics.mine (x int)"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 c.execute(statement)
@@ -224,9 +228,12 @@ def test_partitions_created_by_ingest_belong_to_the_owner(store_conn, roles):
     with psycopg.connect(roles("collector"), autocommit=True) as c:
         _ingest_calls(c, iid)
     owners = store_conn.execute("""
-        SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = 'pganalytics.samples'::regclass""").fetchall()
-    assert owners == [("pganalytics_owner",)]
+        SELECT i.inhparent::regclass::text, pg_get_userbyid(c.relowner)
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent IN ('pganalytics.sample_frames'::regclass, 'pganalytics.snapshots'::regclass)
+        GROUP BY 1, 2 ORDER BY 1""").fetchall()
+    assert owners == [("pganalytics.sample_frames", "pganalytics_owner"),
+                      ("pganalytics.snapshots", "pganalytics_owner")]
 
 
 def test_gateway_cannot_touch_ingest(store_conn, roles):
@@ -234,7 +241,8 @@ def test_gateway_cannot_touch_ingest(store_conn, roles):
         for statement in ("SELECT pganalytics.ingest_samples('{}', '{}', '{}', '{}')",
                           "SELECT pganalytics.register_target('x', 'service=x')",
                           "SELECT * FROM pganalytics.api_list_tokens()",
-                          "INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (0, 1, 1)"):
+                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, '{1}', '{1}')",
+                          "SELECT pganalytics.maintain()"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 g.execute(statement)
 

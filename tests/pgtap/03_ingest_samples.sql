@@ -1,34 +1,44 @@
--- Covers: ingest_samples, the set-based load of a delivery group's samples — stores each
+-- Covers: ingest_samples, the set-based load of a delivery group's frames — stores each
 -- snapshot once (again later or twice in one call: not again), records the ledger with row
--- counts, registers databases (last name wins) and refuses bad input with a clear message.
+-- counts, registers layouts once, registers databases (last name wins) and refuses bad input
+-- with a clear message.
 BEGIN;
-SELECT plan(12);
+SELECT plan(16);
 
 SELECT pganalytics.register_instance('tap_a', 'service=tap_a') AS a \gset
 SELECT pganalytics.register_instance('tap_b', 'service=tap_b') AS b \gset
 SELECT series_id AS sa FROM pganalytics.series_ids(ARRAY[:a], '{m}', '{"{}"}', '{gauge}') \gset
 SELECT series_id AS sb FROM pganalytics.series_ids(ARRAY[:b], '{m}', '{"{}"}', '{gauge}') \gset
+SELECT series_id AS sb2 FROM pganalytics.series_ids(ARRAY[:b], '{n}', '{"{}"}', '{gauge}') \gset
 
 -- Batches 0 and 1 are the same snapshot of tap_a; batch 2 is tap_b's.
-INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (0, :sa, 1), (1, :sa, 100), (2, :sb, 2), (2, :sb, 3);
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals)
+VALUES (0, ARRAY[:sa], '{1}'), (1, ARRAY[:sa], '{100}'), (2, ARRAY[:sb, :sb2], '{2,3}');
 SELECT is(pganalytics.ingest_samples(ARRAY[0, 1, 2], ARRAY[:a, :a, :b], '{src,src,src}',
                                      ARRAY['2026-11-02 10:00+00', '2026-11-02 10:00+00', '2026-11-03 10:00+00']::timestamptz[],
                                      '{0,1,2}', '{5,5,6}', '{first,second,other}'),
           3::bigint, 'one copy of a snapshot given twice, and the other batch');
 SELECT results_eq($$ SELECT value FROM pganalytics.samples ORDER BY value $$,
                   ARRAY[1, 2, 3]::float8[], 'the first copy is the one stored');
+SELECT results_eq(format($$ SELECT series_id FROM pganalytics.samples WHERE instance_id = %s ORDER BY value $$, :b),
+                  ARRAY[:sb, :sb2], 'each value belongs to its series');
 SELECT results_eq($$ SELECT row_count FROM pganalytics.snapshots WHERE source = 'src' ORDER BY instance_id $$,
                   ARRAY[1, 2]::bigint[], 'the ledger counts each snapshot''s samples');
 SELECT results_eq($$ SELECT datname FROM pganalytics.databases ORDER BY instance_id $$,
                   ARRAY['first', 'other'], 'databases of the stored batches only');
-SELECT is_empty($$ SELECT FROM pganalytics.samples_stage $$, 'the staged rows are consumed');
-SELECT has_table('pganalytics', 'samples_p20261103', 'day partitions of the staged days');
+SELECT is_empty($$ SELECT FROM pganalytics.sample_frames_stage $$, 'the staged rows are consumed');
+SELECT has_table('pganalytics', 'sample_frames_p20261103', 'day partitions of the staged days');
 
-INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (0, :sa, 7);
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sa], '{7}');
 SELECT is(pganalytics.ingest_samples('{0}', ARRAY[:a], '{src}', ARRAY['2026-11-02 10:00+00']::timestamptz[]),
           0::bigint, 'a snapshot delivered before is not stored again');
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sa], '{8}');
+SELECT is(pganalytics.ingest_samples('{0}', ARRAY[:a], '{src}', ARRAY['2026-11-02 10:01+00']::timestamptz[]),
+          1::bigint, 'the next snapshot is stored');
+SELECT is((SELECT count(*) FROM pganalytics.sample_layouts WHERE instance_id = :a), 1::bigint,
+          'a layout seen before is reused');
 
-INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (0, :sb, 1);
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sb], '{1}');
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{0}', '{%s}', '{src}', '{2026-11-04 10:00+00}') $$, :a),
                    '%names series ' || :sb || ', which is not a series of instance ' || :a || '%',
                    'a series of another instance is refused');
@@ -38,11 +48,15 @@ SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{1}', '{%s}', '{
                    '%source ''Bad Source''%lower-case identifier%', 'a bad source name is explained');
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{0,0}', '{%s,%s}', '{s,t}', '{2026-11-04 10:00+00,2026-11-04 10:00+00}') $$, :a, :a),
                    '%batch number 0 is listed twice%', 'a batch number given twice is refused');
--- Batches are numbered upwards within a transaction: a staged row at or above the lowest
+-- Batches are numbered upwards within a transaction: a staged frame at or above the lowest
 -- listed number that no listed batch owns is a caller's mistake.
-INSERT INTO pganalytics.samples_stage (batch_no, series_id, value) VALUES (3, :sa, 1);
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (3, ARRAY[:sa], '{1}');
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{1}', '{%s}', '{src}', '{2026-11-04 10:00+00}') $$, :a),
-                   '%a staged sample of batch 3 names series%a listed batch%', 'a staged sample of no listed batch is refused');
+                   '%a frame was staged for batch 3, which is not listed%', 'a staged frame of no listed batch is refused');
+DELETE FROM pganalytics.sample_frames_stage;
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (4, ARRAY[:sa], '{1,2}');
+SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{4}', '{%s}', '{src}', '{2026-11-04 10:00+00}') $$, :a),
+                   '%frame of batch 4 has 1 series ids and 2 values%', 'ids and values of different lengths are refused');
 
 SELECT * FROM finish();
 ROLLBACK;

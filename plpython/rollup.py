@@ -1,0 +1,108 @@
+"""One-minute rollups of sample frames, vectorised with numpy.
+
+A frame is one snapshot of one instance: the values of a fixed list of series (its layout) at
+one time. Frames of the same (instance, minute, layout) stack into a matrix whose columns are
+series, so count/sum/min/max/last are column reductions: no per-sample Python and no sort.
+A series that appears in two layouts within one minute (its source's series set changed) is
+merged afterwards, on the far smaller aggregated rows.
+
+Runs inside PostgreSQL (sql/store/rollup_minutes.sql) on numpy 1.24 through 2.x: only
+long-stable numpy API is used. Non-finite values (NaN, +/-inf) are stored raw but left out of
+the rollups, so one bad reading cannot poison a minute's min, max or mean.
+"""
+import numpy as np
+
+COLUMNS = ("instance_id", "series_id", "bucket", "n", "sum", "min", "max", "last")
+
+
+def _empty():
+    ints = np.empty(0, dtype=np.int64)
+    floats = np.empty(0, dtype=np.float64)
+    return {"instance_id": ints, "series_id": ints, "bucket": floats, "n": ints,
+            "sum": floats, "min": floats, "max": floats, "last": floats, "last_at": floats}
+
+
+def _reduce_group(instance_id, bucket, ids, epochs, rows):
+    """Aggregates of one (instance, minute, layout) group: rows is a list of value lists."""
+    matrix = np.asarray(rows, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != ids.size:
+        raise ValueError(f"instance {instance_id}: a frame's values do not match its layout "
+                         f"({matrix.shape[-1] if matrix.ndim else 0} values, {ids.size} series)")
+    finite = np.isfinite(matrix)
+    n = finite.sum(axis=0)
+    keep = n > 0
+    if not keep.all():
+        matrix, finite, n, ids = matrix[:, keep], finite[:, keep], n[keep], ids[keep]
+    zeroed = np.where(finite, matrix, 0.0)
+    # The last finite value of each column: its row counted from the end.
+    from_end = np.argmax(finite[::-1], axis=0)
+    last_row = matrix.shape[0] - 1 - from_end
+    cols = np.arange(ids.size)
+    return {
+        "instance_id": np.full(ids.size, instance_id, dtype=np.int64),
+        "series_id": ids.astype(np.int64, copy=False),
+        "bucket": np.full(ids.size, bucket, dtype=np.float64),
+        "n": n.astype(np.int64),
+        "sum": zeroed.sum(axis=0),
+        "min": np.where(finite, matrix, np.inf).min(axis=0),
+        "max": np.where(finite, matrix, -np.inf).max(axis=0),
+        "last": matrix[last_row, cols],
+        "last_at": np.asarray(epochs, dtype=np.float64)[last_row],
+    }
+
+
+def _merge_duplicates(out):
+    """Fold rows with the same (instance, series, bucket) into one."""
+    key = np.stack([out["instance_id"], out["series_id"], out["bucket"].astype(np.int64)])
+    order = np.lexsort(key[::-1])
+    sorted_key = key[:, order]
+    starts = np.flatnonzero(np.concatenate(([True], (np.diff(sorted_key, axis=1) != 0).any(axis=0))))
+    if starts.size == order.size:
+        return out
+    merged = {}
+    for col in ("instance_id", "series_id", "bucket"):
+        merged[col] = out[col][order][starts]
+    merged["n"] = np.add.reduceat(out["n"][order], starts)
+    merged["sum"] = np.add.reduceat(out["sum"][order], starts)
+    merged["min"] = np.minimum.reduceat(out["min"][order], starts)
+    merged["max"] = np.maximum.reduceat(out["max"][order], starts)
+    # last: the value seen latest within each group of duplicates
+    last_at = out["last_at"][order]
+    group = np.repeat(np.arange(starts.size), np.diff(np.append(starts, order.size)))
+    latest = np.lexsort((last_at, group))  # by group, then time: a group's latest comes last
+    ends = np.append(starts[1:], order.size) - 1
+    merged["last"] = out["last"][order][latest][ends]
+    merged["last_at"] = last_at[latest][ends]
+    return merged
+
+
+def minute_rollups(frames, layouts, bucket_s=60):
+    """Rollups of `frames`, an iterable of (instance_id, epoch_s, layout_id, values) in any
+    order, where layouts maps layout_id -> sequence of series ids. Returns a dict of equal-length
+    numpy arrays (COLUMNS, plus last_at: the epoch of each row's last value); bucket is the
+    epoch of the bucket's start."""
+    groups = {}
+    for instance_id, epoch, layout_id, values in frames:
+        bucket = float(np.floor(epoch / bucket_s) * bucket_s)
+        entry = groups.get((instance_id, bucket, layout_id))
+        if entry is None:
+            entry = groups[(instance_id, bucket, layout_id)] = ([], [])
+        entry[0].append(epoch)
+        entry[1].append(values)
+    if not groups:
+        return _empty()
+    id_arrays = {}
+    parts = []
+    for (instance_id, bucket, layout_id), (epochs, rows) in groups.items():
+        ids = id_arrays.get(layout_id)
+        if ids is None:
+            if layout_id not in layouts:
+                raise KeyError(f"frames name layout {layout_id}, which was not passed")
+            ids = id_arrays[layout_id] = np.asarray(layouts[layout_id], dtype=np.int64)
+        if len(epochs) > 1:
+            order = np.argsort(np.asarray(epochs), kind="stable")
+            epochs = [epochs[i] for i in order]
+            rows = [rows[i] for i in order]
+        parts.append(_reduce_group(instance_id, bucket, ids, epochs, rows))
+    out = {col: np.concatenate([p[col] for p in parts]) for col in parts[0]}
+    return _merge_duplicates(out)

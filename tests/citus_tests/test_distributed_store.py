@@ -1,0 +1,265 @@
+"""The store distributed on a real Citus cluster (a coordinator and two workers, see
+conftest.py): `pganalytics install --distributed` places every table as the catalog says
+(reference, distributed by instance_id colocated with series, Citus local staging), again
+changes nothing, and picks up tables added later; the collector's real delivery (Sink) into
+the coordinator lands each instance's rows on the workers - both of them - and re-delivery
+stores nothing twice, batch by batch and as one delivery group. The time to distribute and
+the rows per worker are printed at the end of the run (conftest.REPORT)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import citus  # tests/citus.py
+import psycopg
+import pytest
+
+from pganalytics import cli
+from pganalytics.collector import pgss
+from pganalytics.collector.batch import QueryStatsBatch, SamplesBatch
+from pganalytics.collector.sink import Sink
+
+from .conftest import REPORT
+
+INSTANCES = [f"fleet-{i}" for i in range(8)]  # both workers get some of them (asserted)
+GROUP_INSTANCES = [f"group-{i}" for i in range(8)]  # the same, for the delivery group
+# Two minutes before the last UTC midnight: the cycles cross it, so deliveries create day
+# partitions (DDL on distributed tables) as they go. Never more than a day ahead of the clock.
+MIDNIGHT = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+T0 = MIDNIGHT - timedelta(minutes=2)
+CYCLES = 4  # one a minute
+SOURCES = {"availability": 1, "pg_stat_database": 6, "host": 4}  # samples per batch
+QUERIES = 3  # pg_stat_statements entries per snapshot
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.main(list(argv))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def samples_batch(instance: str, source: str, at: datetime, value: float) -> SamplesBatch:
+    databases = [(5, "postgres"), (16384, "app")] if source == "pg_stat_database" else []
+    return SamplesBatch(instance, source, at,
+                        [(f"{source}_value", {"k": str(i)}, "gauge", value + i) for i in range(SOURCES[source])],
+                        databases)
+
+
+def query_stats_batch(instance: str, at: datetime, calls: int) -> QueryStatsBatch:
+    """A pg_stat_statements snapshot as the collector COPYs it (cumulative counters)."""
+    rows = []
+    for q in range(QUERIES):
+        values = {name: "0" for name in pgss.COLUMNS}
+        values.update(stats_since=r"\N", dbid="1", userid="10", queryid=str(1000 + q), toplevel="t",
+                      calls=str(calls), total_exec_time=str(calls * 2.0), mean_exec_time="2.0")
+        rows.append("\t".join(values[name] for name in pgss.COLUMNS))
+    return QueryStatsBatch(instance, at, ("\n".join(rows) + "\n").encode(), QUERIES,
+                           texts=[(1000 + q, f"SELECT {q}") for q in range(QUERIES)])
+
+
+def fleet_cycle(at: datetime, k: int, fleet: list[str] = INSTANCES) -> list:
+    return [b for name in fleet
+            for b in [*(samples_batch(name, s, at, float(k)) for s in SOURCES),
+                      query_stats_batch(name, at, calls=10 * (k + 1))]]
+
+
+def one(conn: psycopg.Connection, query: str, params=None):
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def per_worker(conn: psycopg.Connection, table: str, expr: str = "count(*)") -> dict[str, int]:
+    """expr over each node's shards of pganalytics.<table> (a partitioned table's shards hold
+    their partitions' shards): node -> value, nodes without shards of it left out."""
+    out: dict[str, int] = {}
+    for node, ok, result in conn.execute(
+            "SELECT s.nodename || ':' || s.nodeport, r.success, r.result "
+            "FROM run_command_on_shards(%s, %s) r JOIN citus_shards s USING (shardid)",
+            (f"pganalytics.{table}", f"SELECT coalesce({expr}, 0) FROM %s")):
+        assert ok, f"counting {table} on {node}: {result}"
+        out[node] = out.get(node, 0) + int(result)
+    return out
+
+
+def workers_of(cluster: citus.CitusCluster) -> set[str]:
+    return {f"127.0.0.1:{w.port}" for w in cluster.workers}
+
+
+# --- install --------------------------------------------------------------------------------
+
+def test_refuses_without_citus(databases):
+    """On a server without Citus (the suite's own), --distributed says so and installs nothing."""
+    dsn = databases.create(prefix="nocitus")
+    code, out, err = run_cli("install", "--distributed", "--dsn", dsn)
+    assert code == 2, out + err
+    assert "--distributed needs" in err and "citus" in err, err
+    with psycopg.connect(dsn) as conn:
+        assert one(conn, "SELECT to_regnamespace('pganalytics') IS NULL")
+
+
+@pytest.fixture(scope="module")
+def store(citus_cluster):
+    """The store installed with --distributed on the coordinator (afresh for this module)."""
+    citus.reset_store(citus_cluster)
+    code, out, err = run_cli("install", "--distributed", "--dsn", citus_cluster.dsn)
+    assert code == 0, f"install --distributed failed:\n{out}{err}"
+    m = re.search(r"store distributed in ([0-9.]+) s: (.*)$", out, re.M)
+    assert m, out
+    REPORT["distribute"] = f"{m.group(1)} s ({m.group(2)})"
+    return citus_cluster
+
+
+def placements(conn) -> dict[str, tuple[str, str, int]]:
+    return {str(name): (kind, column, colocation) for name, kind, column, colocation in conn.execute(
+        "SELECT table_name::text, citus_table_type, distribution_column, colocation_id FROM citus_tables "
+        "WHERE table_name::text LIKE 'pganalytics.%' AND NOT EXISTS (SELECT FROM pg_inherits i "
+        "WHERE i.inhrelid = table_name)")}
+
+
+def test_install_distributed_places_every_table(store):
+    with psycopg.connect(store.dsn) as conn:
+        tables = {name: (unlogged, has_iid) for name, unlogged, has_iid in conn.execute(
+            "SELECT 'pganalytics.' || c.relname, c.relpersistence = 'u', "
+            "       EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'instance_id' "
+            "               AND NOT a.attisdropped) "
+            "FROM pg_class c WHERE c.relnamespace = 'pganalytics'::regnamespace AND c.relkind IN ('r', 'p') "
+            "AND NOT c.relispartition")}
+        placed = placements(conn)
+        # citus_tables lists Citus local tables only when not auto-converted; ours are not.
+        local = {str(n) for (n,) in conn.execute(
+            "SELECT logicalrelid::text FROM pg_dist_partition WHERE partmethod = 'n' AND repmodel = 's' "
+            "AND logicalrelid::text LIKE 'pganalytics.%'")}
+    anchor = placed["pganalytics.series"]
+    assert anchor[:2] == ("distributed", "instance_id")
+    for name, (unlogged, has_iid) in sorted(tables.items()):
+        if unlogged:
+            assert name in local, f"{name} (UNLOGGED staging) should be a Citus local table"
+        elif has_iid and name != "pganalytics.instances":
+            assert placed.get(name) == ("distributed", "instance_id", anchor[2]), \
+                f"{name} should be distributed by instance_id, colocated with series: {placed.get(name)}"
+        else:
+            assert placed.get(name, ("?",))[0] == "reference", f"{name} should be a reference table"
+    # The core of the store, by name (the rule above follows whatever the catalog holds).
+    for name in ("series", "snapshots", "query_stats", "query_stat_deltas", "databases", "query_texts"):
+        assert placed[f"pganalytics.{name}"][0] == "distributed"
+    for name in ("instances", "meta", "api_tokens"):
+        assert placed[f"pganalytics.{name}"][0] == "reference"
+    assert {"pganalytics.query_stats_stage"} <= local
+
+
+def test_install_distributed_again_changes_nothing(store):
+    with psycopg.connect(store.dsn) as conn:
+        before = placements(conn)
+    code, out, err = run_cli("install", "--distributed", "--dsn", store.dsn)
+    assert code == 0, out + err
+    assert "store already distributed" in out, out
+    with psycopg.connect(store.dsn) as conn:
+        assert placements(conn) == before
+
+
+def test_tables_added_later_are_placed(store):
+    """A later revision's tables need no edit of distribute.py: the catalog places them."""
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE pganalytics.zz_later_facts (instance_id int NOT NULL, x int)")
+        conn.execute("CREATE TABLE pganalytics.zz_later_catalog (k text PRIMARY KEY)")
+        try:
+            code, out, err = run_cli("install", "--distributed", "--dsn", store.dsn)
+            assert code == 0, out + err
+            placed = placements(conn)
+            assert placed["pganalytics.zz_later_facts"] == (
+                "distributed", "instance_id", placed["pganalytics.series"][2])
+            assert placed["pganalytics.zz_later_catalog"][0] == "reference"
+        finally:
+            conn.execute("DROP TABLE IF EXISTS pganalytics.zz_later_facts, pganalytics.zz_later_catalog")
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def collector_dsn(store):
+    """A login role that is only a member of pganalytics_collector (what production uses),
+    with the fleet registered by an admin; Citus creates the role on the workers too."""
+    role = f"pga_coll_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN IN ROLE pganalytics_collector")
+        for fleet in (INSTANCES, GROUP_INSTANCES):
+            ids = [one(conn, "SELECT pganalytics.register_instance(%s, %s)", (name, f"service={name}"))
+                   for name in fleet]
+            nodes = {one(conn, "SELECT nodename || ':' || nodeport FROM citus_shards WHERE shardid = "
+                               "get_shard_id_for_distribution_column('pganalytics.series', %s)", (i,))
+                     for i in ids}
+            assert nodes == workers_of(store), f"instances {ids} do not span both workers: {nodes}"
+    yield store.dsn.replace("user=postgres", f"user={role}")
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
+
+
+def test_delivery_lands_on_both_workers(store, collector_dsn):
+    """Sink.deliver, batch by batch as after a restart, into the coordinator: every row on a
+    worker (none on the coordinator), both workers holding some, nothing delivered twice."""
+    batches = [b for k in range(CYCLES) for b in fleet_cycle(T0 + timedelta(minutes=k), k)]
+    with psycopg.connect(collector_dsn) as conn:
+        sink = Sink(conn)
+        stored = [sink.deliver(b) for b in batches]
+        conn.commit()
+        again = [sink.deliver(b) for b in batches]
+        conn.commit()
+    values = CYCLES * len(INSTANCES) * sum(SOURCES.values())
+    assert sum(s for s, b in zip(stored, batches) if isinstance(b, SamplesBatch)) == values
+    assert again == [0] * len(batches), "re-delivery stored something again"
+
+    with psycopg.connect(store.dsn) as conn:
+        frames = per_worker(conn, "sample_frames")
+        vals = per_worker(conn, "sample_frames", "sum(cardinality(vals))")
+        snapshots = per_worker(conn, "snapshots")
+        query_stats = per_worker(conn, "query_stats")
+        deltas = per_worker(conn, "query_stat_deltas")
+        series = per_worker(conn, "series")
+        total_samples = one(conn, "SELECT count(*) FROM pganalytics.samples")
+    REPORT["rows per worker (batch by batch)"] = "; ".join(
+        f"{node}: {series.get(node, 0)} series, {frames.get(node, 0)} frames = {vals.get(node, 0)} samples, "
+        f"{snapshots.get(node, 0)} snapshots, {query_stats.get(node, 0)} query_stats, "
+        f"{deltas.get(node, 0)} query_stat_deltas" for node in sorted(workers_of(store)))
+    for counts in (frames, vals, snapshots, query_stats, deltas, series):
+        assert set(counts) == workers_of(store), counts  # shards on the workers only
+        assert all(n > 0 for n in counts.values()), counts  # and both hold some
+    assert sum(frames.values()) == CYCLES * len(INSTANCES) * len(SOURCES)
+    assert sum(vals.values()) == total_samples == values
+    assert sum(snapshots.values()) == CYCLES * len(INSTANCES) * (len(SOURCES) + 1)
+    assert sum(query_stats.values()) == len(INSTANCES) * QUERIES
+    assert sum(deltas.values()) == (CYCLES - 1) * len(INSTANCES) * QUERIES
+    assert sum(series.values()) == len(INSTANCES) * sum(SOURCES.values())
+
+
+def test_group_delivery_lands_on_both_workers(store, collector_dsn):
+    """What the collector daemon does (Delivery -> Sink.deliver_group): a whole fleet cycle
+    in one transaction, on a day that has no partitions yet, then the same group again."""
+    at = T0 - timedelta(days=1)
+    group = fleet_cycle(at, 0, GROUP_INSTANCES)
+    with psycopg.connect(store.dsn) as conn:
+        before = per_worker(conn, "sample_frames")
+    with psycopg.connect(collector_dsn) as conn:
+        sink = Sink(conn)
+        with sink.transaction():
+            stored = sink.deliver_group(group)
+        with sink.transaction():
+            again = sink.deliver_group(group)
+    assert stored == len(GROUP_INSTANCES) * (sum(SOURCES.values()) + QUERIES)
+    assert again == 0
+    with psycopg.connect(store.dsn) as conn:
+        after = per_worker(conn, "sample_frames")
+    added = {node: after.get(node, 0) - before.get(node, 0) for node in workers_of(store)}
+    REPORT["frames per worker (one delivery group)"] = ", ".join(f"{n}: {c}" for n, c in sorted(added.items()))
+    assert all(c > 0 for c in added.values()), added
+    assert sum(added.values()) == len(GROUP_INSTANCES) * len(SOURCES)

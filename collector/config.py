@@ -11,6 +11,8 @@
     spool_dir = "/var/lib/pganalytics/spool"
     spool_max_mb = 256
     metrics_listen = "127.0.0.1:9188"  # Prometheus /metrics of the collector itself (off if unset)
+    shard = "1/3"                      # this daemon collects shard 1 of 3 daemons sharing the store
+                                       #   (default "1/1": every target; PGANALYTICS_SHARD wins)
     exclude_databases = []             # default for every target, also those of `targets add`
     exclude_roles = []
 
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import metrics
+from . import shard as sharding
 from .pgss import NO_FILTER, QueryFilter
 
 
@@ -59,6 +62,7 @@ class CollectorConfig:
     targets: tuple[TargetConfig, ...] = ()
     metrics_listen: str | None = None
     query_filter: QueryFilter = NO_FILTER
+    shard: sharding.Shard = sharding.ALL
 
     def filter_for(self, name: str) -> QueryFilter:
         """A configured target's own exclusions, else the default (targets of `targets add`)."""
@@ -101,7 +105,19 @@ def _listen(c: dict) -> str | None:
     return value
 
 
-def parse(data: dict, env_dsn: str | None = None) -> CollectorConfig:
+def _shard(c: dict, env_shard: str | None) -> sharding.Shard:
+    """PGANALYTICS_SHARD, when set, wins over the file: N daemons can share one config file,
+    each started with its own shard (e.g. from a StatefulSet ordinal)."""
+    where, value = ("PGANALYTICS_SHARD", env_shard) if env_shard else ("collector.shard", c.get("shard"))
+    if value is None:
+        return sharding.ALL
+    try:
+        return sharding.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where} {exc}") from None
+
+
+def parse(data: dict, env_dsn: str | None = None, env_shard: str | None = None) -> CollectorConfig:
     unknown = set(data) - {"store", "collector", "targets"}
     if unknown:
         raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -133,7 +149,7 @@ def parse(data: dict, env_dsn: str | None = None) -> CollectorConfig:
         spool_dir=Path(c.get("spool_dir", ".pganalytics-spool")),
         spool_max_bytes=int(_number(c, "spool_max_mb", 256, "collector", 1) * (1 << 20)),
         targets=tuple(targets), metrics_listen=_listen(c),
-        query_filter=default_filter)
+        query_filter=default_filter, shard=_shard(c, env_shard))
 
 
 def load(path: str | Path) -> CollectorConfig:
@@ -144,4 +160,4 @@ def load(path: str | Path) -> CollectorConfig:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return parse(data, os.environ.get("PGANALYTICS_DSN"))
+    return parse(data, os.environ.get("PGANALYTICS_DSN"), os.environ.get("PGANALYTICS_SHARD"))

@@ -6,6 +6,11 @@ their batches on the delivery queue. Each target has one kept connection (Target
 A target that is down is recorded (pg_up = 0) and retried with exponential backoff. SIGTERM
 stops cleanly - no new cycles, running ones finish, everything queued is delivered or
 spooled; SIGHUP reloads the TOML file.
+
+With `[collector] shard = "K/N"`, N daemons share the store's targets: each knows them all
+(its [[targets]] and every instance registered in the store) and collects only those its
+shard owns (collector/shard.py: a stable hash of the name, so no two daemons collect one
+target and none is left out).
 """
 from __future__ import annotations
 
@@ -72,6 +77,7 @@ class Collector:
         self.targets: dict[str, TargetState] = {}
         self._store_targets: dict[str, str] = {}
         self._conflicting: set[str] = set()  # configured names registered elsewhere (admin's word wins)
+        self._assignment: tuple[str, int, int] | None = None  # (shard, owned, known) last logged
         # Cycles and wait-event ticks on separate pools: a slow cycle never starves the 1 s
         # ticks of other targets, and a burst of ticks never delays a cycle.
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="pganalytics-target")
@@ -87,10 +93,16 @@ class Collector:
 
     # -- targets ---------------------------------------------------------------------------
     def _apply_targets(self) -> None:
-        wanted = {t.name: t for t in self.config.targets if t.name not in self._conflicting}
+        known = {t.name: t for t in self.config.targets if t.name not in self._conflicting}
         for name, ref in self._store_targets.items():
-            wanted.setdefault(name, cfg.TargetConfig(name, ref, self.config.interval_s,
-                                                     self.config.slow_interval_s))
+            known.setdefault(name, cfg.TargetConfig(name, ref, self.config.interval_s,
+                                                    self.config.slow_interval_s))
+        shard = self.config.shard
+        wanted = {name: t for name, t in known.items() if shard.owns(name)}
+        assignment = (str(shard), len(wanted), len(known))
+        if assignment != self._assignment:
+            self._assignment = assignment
+            log.info("shard %s: collecting %d of %d known targets", *assignment)
         for name in set(self.targets) - set(wanted):
             self._retire(self.targets.pop(name))
         for name, t in wanted.items():
@@ -126,7 +138,12 @@ class Collector:
 
     def _sync_targets_with_store(self, sink) -> None:
         """On each store connection and every slow interval: register the configured targets
-        (one statement for all of them), learn the ones registered with `targets add`."""
+        (one statement for all of them), learn the ones registered with `targets add`.
+
+        With shards, every configured target is registered, not only this shard's: it is
+        idempotent, and it is what makes the split gap-free when the daemons' files differ -
+        a target only this daemon's file names, but another shard owns, reaches that shard
+        through the store (collected there with the [collector] defaults)."""
         targets = self.config.targets
         if targets:
             try:
@@ -237,7 +254,7 @@ class Collector:
                 log.error("reload refused, keeping the running config: %s", exc)
                 return
             self.config = new
-            log.info("config reloaded: %d configured targets", len(new.targets))
+            log.info("config reloaded: %d configured targets, shard %s", len(new.targets), new.shard)
         self._reload.set()
 
     def _serve_metrics(self):
@@ -259,6 +276,8 @@ class Collector:
         signal.signal(signal.SIGHUP, self.request_reload)
 
     def run(self) -> None:
+        log.info("collector started: shard %s, %d configured targets (and those of the store)",
+                 self.config.shard, len(self.config.targets))
         self.delivery.start()
         self.metrics_server = self._serve_metrics()
         try:
@@ -279,7 +298,7 @@ class Collector:
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()
                 self.metrics_server.server_close()
-            log.info("collector stopped: %d batches delivered, %d spooled, %d dropped",
-                     self.delivery.delivered, len(self.spool), self.spool.dropped)
+            log.info("collector stopped: shard %s, %d batches delivered, %d spooled, %d dropped",
+                     self.config.shard, self.delivery.delivered, len(self.spool), self.spool.dropped)
         if self.delivery.failure is not None:
             raise self.delivery.failure

@@ -183,6 +183,55 @@ def _dependency_order(names: list[str], fks: list[tuple[str, str]]) -> list[str]
     return out
 
 
+def _problems(conn: psycopg.Connection, kinds: dict[str, Table]) -> list[str]:
+    """What Citus would refuse in this placement, all at once (it stops at the first): unique
+    keys of distributed tables without the distribution column, and foreign keys it cannot
+    enforce (from a reference table to a non-reference one, between distributed tables not
+    on instance_id = instance_id, between a coordinator-local table and a distributed one)."""
+    out = []
+    for table, index, columns in conn.execute(
+            """
+            SELECT c.relname, i.relname, pg_catalog.pg_get_indexdef(x.indexrelid)
+            FROM pg_catalog.pg_index x
+            JOIN pg_catalog.pg_class c ON c.oid = x.indrelid
+            JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+            WHERE c.relnamespace = %s::regnamespace AND NOT c.relispartition AND x.indisunique
+              AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                              WHERE a.attrelid = c.oid AND a.attname = %s AND a.attnum = ANY (x.indkey))
+            ORDER BY 1, 2
+            """, (SCHEMA, DIST_COLUMN)):
+        if table in kinds and kinds[table].kind == DISTRIBUTED:
+            out.append(f"{SCHEMA}.{table}'s unique index {index} does not include {DIST_COLUMN} "
+                       f"({columns.split(' USING ', 1)[-1]}): add it to the key")
+    for table, name, target, pairs in conn.execute(
+            """
+            SELECT r.relname, k.conname, f.relname,
+                   array(SELECT pg_catalog.format('%%s=%%s', ra.attname, fa.attname)
+                         FROM unnest(k.conkey, k.confkey) AS u(rc, fc)
+                         JOIN pg_catalog.pg_attribute ra ON ra.attrelid = k.conrelid AND ra.attnum = u.rc
+                         JOIN pg_catalog.pg_attribute fa ON fa.attrelid = k.confrelid AND fa.attnum = u.fc)
+            FROM pg_catalog.pg_constraint k
+            JOIN pg_catalog.pg_class r ON r.oid = k.conrelid
+            JOIN pg_catalog.pg_class f ON f.oid = k.confrelid
+            WHERE k.contype = 'f' AND r.relnamespace = %s::regnamespace AND NOT r.relispartition
+            ORDER BY 1, 2
+            """, (SCHEMA,)):
+        a, b = kinds.get(table), kinds.get(target)
+        if a is None or b is None:
+            out.append(f"foreign key {name} of {SCHEMA}.{table} references {target}, outside the store")
+        elif a.kind == REFERENCE and b.kind != REFERENCE:
+            out.append(f"{SCHEMA}.{table} would be a reference table ({a.why}) but its foreign key {name} "
+                       f"references {SCHEMA}.{target}, which would be {b.kind}: give the table an "
+                       f"{DIST_COLUMN} or drop the key")
+        elif a.kind == DISTRIBUTED and b.kind == DISTRIBUTED and f"{DIST_COLUMN}={DIST_COLUMN}" not in pairs:
+            out.append(f"foreign key {name} of {SCHEMA}.{table} to {SCHEMA}.{target} does not pair "
+                       f"{DIST_COLUMN} with {DIST_COLUMN}: include it in the key")
+        elif LOCAL in (a.kind, b.kind) and a.kind != b.kind and REFERENCE not in (a.kind, b.kind):
+            out.append(f"foreign key {name} between {SCHEMA}.{table} ({a.kind}) and {SCHEMA}.{target} "
+                       f"({b.kind}): Citus local tables may reference only reference or local tables")
+    return out
+
+
 def plan(conn: psycopg.Connection) -> Plan:
     """Where each table of the store goes (see the module's docstring), from the catalog."""
     tables = _tables(conn)
@@ -200,12 +249,9 @@ def plan(conn: psycopg.Connection) -> Plan:
         else:
             kinds[name] = Table(name, DISTRIBUTED, f"has {DIST_COLUMN}")
     fks = _foreign_keys(conn)
-    for a, b in fks:
-        if kinds[a].kind == REFERENCE and kinds[b].kind != REFERENCE:
-            raise DistributeError(
-                f"{SCHEMA}.{a} would be a reference table ({kinds[a].why}) but has a foreign key to "
-                f"{SCHEMA}.{b}, which would be {kinds[b].kind}: Citus allows foreign keys from a "
-                "reference table only to reference tables; give the table an instance_id or drop the key")
+    problems = _problems(conn, kinds)
+    if problems:
+        raise DistributeError("the store cannot be distributed as it is: " + "; ".join(problems))
     of = {k: [n for n, t in kinds.items() if t.kind == k] for k in (REFERENCE, DISTRIBUTED, LOCAL)}
     distributed = _dependency_order(of[DISTRIBUTED], fks)
     # The anchor first (the colocation group's first table) when it references no other

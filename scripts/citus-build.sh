@@ -10,7 +10,8 @@
 # configure accepts the server's major version (13.2.2: 15-17, 14.0.1: 16-18). The build
 # (~1 minute on 2 cores) is cached in .cache/citus/<tarball sha256>-pg<major>/ (git-ignored),
 # a DESTDIR stage reused while its stamp file is there; the stage is copied into the server's
-# directories when a file there is missing or differs. Build dependencies come from apt, as in
+# directories when a file there is missing, or differs and the server's stamp
+# (extension/citus.pganalytics-installed) names another tarball. Build dependencies come from apt, as in
 # scripts/setup.sh. Safe to run again; silent when there is nothing to do, one line per step
 # on stderr when there is, the build log's tail and one sentence when something fails.
 # Needs root (apt, and the server's directories), or sudo. Exit status: 0 done, 3 impossible
@@ -133,17 +134,29 @@ build() {
 [[ -f "$stamp" && -d "$stage" ]] || build
 
 # --- install: copy what is missing or differs -------------------------------------------------
+# The server's extension directory keeps a stamp of what was installed from which tarball: a
+# build of the same tarball elsewhere (another checkout) differs byte for byte (build paths)
+# and is just as good, so it is not replaced while every file is there. Otherwise (no stamp,
+# another release, a file missing) every file that differs from our stage is copied.
+libdir=$("/usr/lib/postgresql/$major/bin/pg_config" --pkglibdir 2>/dev/null || echo "/usr/lib/postgresql/$major/lib")
+sharedir=$("/usr/lib/postgresql/$major/bin/pg_config" --sharedir 2>/dev/null || echo "/usr/share/postgresql/$major")
+installed="$sharedir/extension/citus.pganalytics-installed"
+want="$release $sha pg$major"
 stale=()
+missing=0
 while IFS= read -r -d '' f; do
     rel=${f#"$stage"}
+    [[ -e "$rel" ]] || missing=1
     cmp -s "$f" "$rel" 2>/dev/null || stale+=("$rel")
 done < <(find "$stage" \( -type f -o -type l \) -print0)
-if [[ ${#stale[@]} -gt 0 ]]; then
+if [[ ${#stale[@]} -gt 0 ]] && { [[ $missing -eq 1 ]] || [[ "$(cat "$installed" 2>/dev/null)" != "$want" ]]; }; then
     say "installing $release into PostgreSQL $major (${#stale[@]} files)"
     for rel in "${stale[@]}"; do
         as_root install -D -m "$(stat -c %a "$stage$rel")" "$stage$rel" "$rel" \
             || die "cannot install $rel"
     done
 fi
-libdir=$("/usr/lib/postgresql/$major/bin/pg_config" --pkglibdir 2>/dev/null || echo "/usr/lib/postgresql/$major/lib")
+if [[ "$(cat "$installed" 2>/dev/null)" != "$want" ]]; then
+    echo "$want" | as_root tee "$installed" >/dev/null || die "cannot write $installed"
+fi
 [[ -f "$libdir/citus.so" ]] || die "citus.so is not in $libdir after installing (stage: $stage)"

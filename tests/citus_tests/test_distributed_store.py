@@ -182,6 +182,24 @@ def test_tables_added_later_are_placed(store):
             conn.execute("DROP TABLE IF EXISTS pganalytics.zz_later_facts, pganalytics.zz_later_catalog")
 
 
+def test_what_citus_cannot_hold_is_refused_all_at_once(store):
+    """A unique key without instance_id and a foreign key between distributed tables that
+    does not pair instance_id are named, each, before anything is changed."""
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE pganalytics.zz_bad_key (instance_id int NOT NULL, k int UNIQUE)")
+        conn.execute("CREATE TABLE pganalytics.zz_bad_fk (instance_id int NOT NULL, series_id int NOT NULL, "
+                     "other int NOT NULL, FOREIGN KEY (other, series_id) "
+                     "REFERENCES pganalytics.series (instance_id, series_id))")
+        try:
+            code, out, err = run_cli("install", "--distributed", "--dsn", store.dsn)
+            assert code == 2, out + err
+            assert "zz_bad_key's unique index zz_bad_key_k_key does not include instance_id" in err, err
+            assert "zz_bad_fk_other_series_id_fkey of pganalytics.zz_bad_fk" in err, err
+            assert not {"pganalytics.zz_bad_key", "pganalytics.zz_bad_fk"} & set(placements(conn))
+        finally:
+            conn.execute("DROP TABLE IF EXISTS pganalytics.zz_bad_key, pganalytics.zz_bad_fk")
+
+
 # --- delivery -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

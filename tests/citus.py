@@ -125,6 +125,11 @@ def start(base: Path, bindir: Path, workers: int = 2) -> CitusCluster:
     create the database with the citus extension on each, and register the nodes on the
     coordinator. On failure whatever started is stopped again."""
     t0 = time.monotonic()
+    # A directory of ours under /tmp (mkdtemp: mode 700) is opened to the server user as
+    # LocalCluster.init does for its parents; anything else it cannot enter gets a stand-in.
+    base.mkdir(parents=True, exist_ok=True)
+    if str(base.resolve()).startswith(("/tmp/", "/var/tmp/")) and base.stat().st_uid == os.geteuid():
+        os.chmod(base, base.stat().st_mode | 0o711)
     base = localpg.reachable_dir(base)
     nodes = [localpg.LocalCluster(base / name, localpg.free_port(), bindir)
              for name in ["coordinator", *(f"worker{i + 1}" for i in range(workers))]]
@@ -157,9 +162,15 @@ def reset_store(cluster: CitusCluster) -> None:
         conn.execute("DROP TABLE IF EXISTS public.alembic_version")
 
 
-if __name__ == "__main__":  # a cluster by hand: python tests/citus.py (Ctrl-C stops it)
+if __name__ == "__main__":  # a cluster by hand: python tests/citus.py (Ctrl-C or SIGTERM stops it)
+    import signal
     import tempfile
 
+    def _interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background (SIG_IGN)
     b = build()
     c = start(Path(tempfile.mkdtemp(prefix="pganalytics-citus-")), b.bindir)
     print(f"Citus {c.citus_version} on PostgreSQL {b.major}: {c.dsn}", flush=True)

@@ -31,7 +31,7 @@ def _hook(obj):
 
 def encode(batch) -> bytes:
     kind = _kind(batch)
-    fields = dict(vars(batch))
+    fields = {k: v for k, v in vars(batch).items() if not k.startswith("_")}  # not caches
     payload = fields.pop("copy_data", b"")
     fields.pop("source", None) if kind == "query_stats" else None
     header = json.dumps({"kind": kind, "fields": fields}, default=_default, separators=(",", ":"))

@@ -16,8 +16,8 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
-from . import pgss
-from .batch import QueryStatsBatch, RowsBatch, SamplesBatch
+from . import frames, pgss
+from .batch import QueryStatsBatch, RowsBatch, SamplesBatch, SeriesLayout
 
 
 class BatchRefused(Exception):
@@ -43,6 +43,9 @@ class Sink:
         # transaction of many batches (the per-batch fallback, savepoints) stays linear.
         self._next_batch_no = 0
         self._loaded: set[int] = set()  # instances whose stored series are all in the cache
+        # (instance id, layout) -> its series ids as an encoded int4[]: one dict probe a batch.
+        self._layouts: dict[tuple[int, SeriesLayout], bytes] = {}
+        self._learned_layouts: list[tuple[int, SeriesLayout]] = []
 
     # -- transactions whose rollback the caches follow ---------------------------------------
     @contextmanager
@@ -53,8 +56,9 @@ class Sink:
         idle = self.conn.info.transaction_status == TransactionStatus.IDLE
         if idle:
             self._learned.clear()  # everything learned before was committed or forgotten
+            self._learned_layouts.clear()
             self._next_batch_no = 0
-        mark = len(self._learned)
+        mark, layouts_mark = len(self._learned), len(self._learned_layouts)
         try:
             if savepoint or idle:
                 with self.conn.transaction():
@@ -65,6 +69,9 @@ class Sink:
             for key in self._learned[mark:]:
                 self._series.pop(key, None)
             del self._learned[mark:]
+            for layout_key in self._learned_layouts[layouts_mark:]:
+                self._layouts.pop(layout_key, None)
+            del self._learned_layouts[layouts_mark:]
             raise
 
     # -- ids -------------------------------------------------------------------------------
@@ -189,13 +196,20 @@ class Sink:
     def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int], first: int) -> tuple:
         """COPY one frame per batch (its series ids and values, in the same order) into the
         store's sample_frames_stage, numbered from `first`; returns the ingest_samples() call
-        (query, params) that stores them."""
-        ids = self._series_ids([(iids[b.instance], b.samples) for b in batches])
+        (query, params) that stores them. A layout seen before costs one dict probe; its ids
+        are looked up (and encoded) once."""
+        keyed = [((iids[b.instance], b.layout()), b) for b in batches]
+        new = {key: b for key, b in keyed if key not in self._layouts}
+        if new:
+            ids = self._series_ids([(key[0], b.samples) for key, b in new.items()])
+            for key, batch_ids in zip(new, ids):
+                self._layouts[key] = frames.int4_array(batch_ids)
+                self._learned_layouts.append(key)
+        rows = [frames.frame_row(no, self._layouts[key], frames.float8_values(b.values()))
+                for no, (key, b) in enumerate(keyed, start=first)]
         with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, series_ids, vals) "
                       "FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["int4", "int4[]", "float8[]"])
-            for no, (batch, batch_ids) in enumerate(zip(batches, ids), start=first):
-                copy.write_row((no, batch_ids, [float(sample[3]) for sample in batch.samples]))
+            copy.write(b"".join([frames.SIGNATURE, *rows, frames.TRAILER]))
         dbs = [(no, datid, datname) for no, b in enumerate(batches, start=first)
                for datid, datname in b.databases]
         db_nos, datids, datnames = (list(c) for c in zip(*dbs)) if dbs else ([], [], [])

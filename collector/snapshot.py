@@ -47,7 +47,9 @@ def sampled(conn, instance: str, source: Source, info: TargetInfo,
     except psycopg.Error as exc:
         raise TargetError(f"{source.name}: {exc.diag.message_primary or exc}") from exc
     databases = [(r["datid"], r["datname"]) for r in rows] if source.lists_databases else []
-    return SamplesBatch(instance, source.name, collected_at, rows_to_samples(source, rows), databases)
+    batch = SamplesBatch(instance, source.name, collected_at, rows_to_samples(source, rows), databases)
+    batch.layout()  # here, in the target's worker thread, not in the single delivery thread
+    return batch
 
 
 # Values set by the collector's own session ('client', 'session') say nothing about the server.

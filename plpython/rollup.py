@@ -14,6 +14,20 @@ import numpy as np
 
 COLUMNS = ("instance_id", "series_id", "bucket", "n", "sum", "min", "max", "last")
 
+# array_send() of a one-dimensional array without NULLs: a 20-byte header (ndim, has-nulls,
+# element type, length, lower bound), then each element as a big-endian length and value.
+_HEADER = 20
+_INT4 = np.dtype([("len", ">i4"), ("v", ">i4")])
+
+
+def frame_values(vals):
+    """A frame's values (big-endian float8s, as float8send() writes them) as float64."""
+    return np.frombuffer(vals, dtype=">f8").astype(np.float64)
+
+
+def int4_array(sent):
+    return np.frombuffer(sent, dtype=_INT4, offset=_HEADER)["v"].astype(np.int64)
+
 
 def _empty():
     ints = np.empty(0, dtype=np.int64)
@@ -23,12 +37,25 @@ def _empty():
 
 
 def _reduce_group(instance_id, bucket, ids, epochs, rows):
-    """Aggregates of one (instance, minute, layout) group: rows is a list of value lists."""
-    matrix = np.asarray(rows, dtype=np.float64)
+    """Aggregates of one (instance, minute, layout) group: rows is a list of value arrays."""
+    if any(len(r) != ids.size for r in rows):
+        raise ValueError(f"instance {instance_id}: a frame's values do not match its layout "
+                         f"({ids.size} series)")
+    matrix = np.stack(rows) if len(rows) > 1 else np.asarray(rows, dtype=np.float64).reshape(1, -1)
     if matrix.ndim != 2 or matrix.shape[1] != ids.size:
         raise ValueError(f"instance {instance_id}: a frame's values do not match its layout "
                          f"({matrix.shape[-1] if matrix.ndim else 0} values, {ids.size} series)")
     finite = np.isfinite(matrix)
+    if finite.all():  # the usual case: plain column reductions
+        return {
+            "instance_id": np.full(ids.size, instance_id, dtype=np.int64),
+            "series_id": ids.astype(np.int64, copy=False),
+            "bucket": np.full(ids.size, bucket, dtype=np.float64),
+            "n": np.full(ids.size, matrix.shape[0], dtype=np.int64),
+            "sum": matrix.sum(axis=0), "min": matrix.min(axis=0), "max": matrix.max(axis=0),
+            "last": matrix[-1].copy(),
+            "last_at": np.full(ids.size, epochs[-1], dtype=np.float64),
+        }
     n = finite.sum(axis=0)
     keep = n > 0
     if not keep.all():

@@ -1,7 +1,8 @@
 -- depends: ingest/register_databases.sql
 -- depends: ingest/ensure_ledger_partitions.sql
 -- Store the samples of many batches at once (one delivery group): the collector COPYs one
--- frame per batch into pganalytics.sample_frames_stage (batch_no, series_ids[], vals[]) in its
+-- frame per batch into pganalytics.sample_frames_stage (batch_no, series_ids[], vals: float8
+-- values, big-endian, 8 bytes each) in its
 -- transaction, then
 -- calls this once with one array element per batch (batch_no, instance, source, collected_at)
 -- and the databases the batches saw (pg_stat_database: batch_no, datid, datname). Only rows
@@ -77,24 +78,25 @@ BEGIN
     -- listed batch (rows left over would never be stored), one per batch, with one value per
     -- series and no NULLs. Lower numbers are earlier calls' (consumed) rows: the collector
     -- numbers batches upwards within a transaction, and the index range skips them.
-    SELECT s.batch_no, cardinality(s.series_ids) AS ids, cardinality(s.vals) AS vals,
+    SELECT s.batch_no, cardinality(s.series_ids) AS ids, octet_length(s.vals) AS vals,
            CASE WHEN b.batch_no IS NULL THEN 'unlisted'
-                WHEN cardinality(s.series_ids) IS DISTINCT FROM cardinality(s.vals) OR cardinality(s.vals) = 0 THEN 'shape'
-                WHEN array_position(s.vals, NULL) IS NOT NULL THEN 'null' END AS problem
+                WHEN octet_length(s.vals) IS DISTINCT FROM 8 * cardinality(s.series_ids) OR octet_length(s.vals) = 0 THEN 'shape'
+                WHEN array_position(s.series_ids, NULL) IS NOT NULL THEN 'null' END AS problem
     INTO bad
     FROM pganalytics.sample_frames_stage s
     LEFT JOIN unnest(p_batch_nos) AS b(batch_no) ON b.batch_no = s.batch_no
     WHERE s.stage_xid = my_xid AND s.batch_no >= min_no
-      AND (b.batch_no IS NULL OR cardinality(s.series_ids) IS DISTINCT FROM cardinality(s.vals)
-           OR cardinality(s.vals) = 0 OR array_position(s.vals, NULL) IS NOT NULL)
+      AND (b.batch_no IS NULL OR octet_length(s.vals) IS DISTINCT FROM 8 * cardinality(s.series_ids)
+           OR octet_length(s.vals) = 0 OR array_position(s.series_ids, NULL) IS NOT NULL)
     LIMIT 1;
     IF bad.problem = 'unlisted' THEN
         RAISE EXCEPTION 'ingest_samples: a frame was staged for batch %, which is not listed', bad.batch_no
             USING HINT = 'pass every staged batch number, once';
     ELSIF bad.problem = 'shape' THEN
-        RAISE EXCEPTION 'ingest_samples: the frame of batch % has % series ids and % values', bad.batch_no, bad.ids, bad.vals;
+        RAISE EXCEPTION 'ingest_samples: the frame of batch % has % series ids and % bytes of values (8 a value)',
+            bad.batch_no, coalesce(bad.ids, 0), bad.vals;
     ELSIF bad.problem = 'null' THEN
-        RAISE EXCEPTION 'ingest_samples: the frame of batch % holds a NULL value', bad.batch_no;
+        RAISE EXCEPTION 'ingest_samples: the frame of batch % names a NULL series', bad.batch_no;
     END IF;
     SELECT s.batch_no, count(*) AS copies INTO bad FROM pganalytics.sample_frames_stage s
     WHERE s.stage_xid = my_xid AND s.batch_no = ANY (p_batch_nos) GROUP BY s.batch_no HAVING count(*) > 1 LIMIT 1;
@@ -105,7 +107,7 @@ BEGIN
     -- The ledger: one row per distinct snapshot (its first batch in the group); the batches
     -- whose row is new here are the ones to store.
     WITH batches AS (
-        SELECT b.*, cardinality(s.vals) AS n
+        SELECT b.*, octet_length(s.vals) / 8 AS n
         FROM unnest(p_batch_nos, p_instance_ids, p_sources, p_collected_at)
              AS b(batch_no, instance_id, source, collected_at)
         JOIN pganalytics.sample_frames_stage s ON s.batch_no = b.batch_no AND s.stage_xid = my_xid),
@@ -161,7 +163,7 @@ BEGIN
         FROM pganalytics.sample_frames_stage s
         JOIN unnest(new_nos, new_iids, new_ats) AS n(batch_no, instance_id, collected_at) USING (batch_no)
         WHERE s.stage_xid = my_xid AND s.batch_no = ANY (new_nos);
-        SELECT sum(cardinality(s.vals)) INTO stored FROM pganalytics.sample_frames_stage s
+        SELECT sum(octet_length(s.vals) / 8) INTO stored FROM pganalytics.sample_frames_stage s
         WHERE s.stage_xid = my_xid AND s.batch_no = ANY (new_nos);
 
         UPDATE pganalytics.instances i SET last_seen_at = greatest(i.last_seen_at, n.collected_at)

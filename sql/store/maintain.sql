@@ -100,7 +100,7 @@ BEGIN
         SELECT array_agg(n.instance_id ORDER BY n.instance_id) AS ids, array_agg(n.t0 ORDER BY n.instance_id) AS t0,
                array_agg(n.t1 ORDER BY n.instance_id) AS t1, bool_or(n.t1 < n.goal) AS behind,
                sum(extract(epoch FROM n.t1 - n.t0) / 60)::bigint AS minutes
-        FROM numbered n GROUP BY (n.upto - 1) / 12000 ORDER BY 1
+        FROM numbered n GROUP BY (n.upto - 1)::bigint / 12000 ORDER BY 1  -- sum() of bigint is numeric
     LOOP
         SELECT * INTO step FROM pganalytics.roll_up_minutes(chunk.ids, chunk.t0, chunk.t1, true, alpha);
         n_rows := n_rows + step.rollup_rows;

@@ -5,6 +5,8 @@
 -- bucket's min, max and sample count. Rollup reads go through the (instance, series, bucket)
 -- key of one table: no other series is read. The newest buckets not rolled up yet come from
 -- the raw frames of that instance alone (at most rollup.settle plus one bucket).
+-- depends: store/frame_values.sql
+-- depends: store/frame_value.sql
 CREATE OR REPLACE FUNCTION pganalytics.read_series(
     p_instance   text,
     p_metric     text,
@@ -72,16 +74,16 @@ BEGIN
                         ELSE (r.v - CASE WHEN r.v >= r.prev THEN r.prev ELSE 0 END)
                              / nullif(extract(epoch FROM r.ts - r.prev_ts), 0) END,
                    r.v, r.v, 1, res
-            FROM (SELECT s.series_id, s.labels, s.kind, f.ts, f.vals[array_position(l.series_ids, s.series_id)] AS v,
-                         lag(f.vals[array_position(l.series_ids, s.series_id)]) OVER w AS prev,
-                         lag(f.ts) OVER w AS prev_ts
-                  FROM pganalytics.series s
-                  JOIN pganalytics.sample_layouts l ON l.instance_id = iid AND s.series_id = ANY (l.series_ids)
-                  JOIN pganalytics.sample_frames f ON f.instance_id = iid AND f.layout_id = l.layout_id
-                   AND f.ts >= p_from - interval '1 minute' AND f.ts < p_to
-                  WHERE s.instance_id = iid AND s.metric = p_metric
-                    AND (p_labels IS NULL OR s.labels @> p_labels)
-                  WINDOW w AS (PARTITION BY s.series_id ORDER BY f.ts)) r
+            FROM (SELECT x.*, lag(x.v) OVER w AS prev, lag(x.ts) OVER w AS prev_ts
+                  FROM (SELECT s.series_id, s.labels, s.kind, f.ts,
+                               pganalytics.frame_value(f.vals, array_position(l.series_ids, s.series_id)) AS v
+                        FROM pganalytics.series s
+                        JOIN pganalytics.sample_layouts l ON l.instance_id = iid AND s.series_id = ANY (l.series_ids)
+                        JOIN pganalytics.sample_frames f ON f.instance_id = iid AND f.layout_id = l.layout_id
+                         AND f.ts >= p_from - interval '1 minute' AND f.ts < p_to
+                        WHERE s.instance_id = iid AND s.metric = p_metric
+                          AND (p_labels IS NULL OR s.labels @> p_labels)) x
+                  WINDOW w AS (PARTITION BY x.series_id ORDER BY x.ts)) r
             WHERE r.ts >= p_from AND (r.kind = 'gauge' OR r.prev IS NOT NULL)
             ORDER BY r.series_id, r.ts;
         RETURN;
@@ -104,7 +106,7 @@ BEGIN
                    min(u.v) AS min, max(u.v) AS max, (array_agg(u.v ORDER BY f.ts DESC))[1] AS last
             FROM pganalytics.sample_frames f
             JOIN pganalytics.sample_layouts l ON l.instance_id = f.instance_id AND l.layout_id = f.layout_id
-            CROSS JOIN LATERAL unnest(l.series_ids, f.vals) AS u(series_id, v)
+            CROSS JOIN LATERAL unnest(l.series_ids, pganalytics.frame_values(f.vals)) AS u(series_id, v)
             WHERE f.instance_id = $1 AND f.ts >= greatest($8, date_bin($5, $3, $6) - $5) AND f.ts < $4
               AND u.series_id IN (SELECT p.series_id FROM picked p) AND u.v = u.v  -- NaN != NaN
               AND u.v NOT IN ('infinity', '-infinity')

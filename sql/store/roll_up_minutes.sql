@@ -25,42 +25,76 @@ BEGIN
         state_rows := 0;
         RETURN;
     END IF;
+    IF (SELECT bool_and(r.b - r.a = interval '1 minute') FROM unnest(p_from, p_to) AS r(a, b)) THEN
+        -- The steady state (maintain() every minute): one new minute a series, Welford's update
+        -- and one EWMA step as a plain join of the new rows with the state; no windows.
+        WITH written AS (
+            INSERT INTO pganalytics.rollups_1m AS o (instance_id, series_id, bucket, n, sum, min, max, last)
+            SELECT r.instance_id, r.series_id, to_timestamp(r.bucket), r.n, r.sum, r.min, r.max, r.last
+            FROM pganalytics.rollup_minutes(p_instance_ids, p_from, p_to) AS r
+            RETURNING o.instance_id, o.series_id, o.bucket, o.n, o.sum, o.last),
+        fed AS (
+            SELECT w.instance_id, w.series_id, w.bucket, w.last, coalesce(st.n, 0) AS n0,
+                   coalesce(st.mean, 0) AS mean0, coalesce(st.m2, 0) AS m20, st.ewma, st.last_value,
+                   CASE WHEN se.kind = 'gauge' THEN w.sum / w.n
+                        WHEN w.last >= st.counter_last AND w.bucket > st.last_bucket
+                        THEN (w.last - st.counter_last) / extract(epoch FROM w.bucket - st.last_bucket) END AS x
+            FROM written w
+            JOIN pganalytics.series se ON se.instance_id = w.instance_id AND se.series_id = w.series_id
+            LEFT JOIN pganalytics.series_state st ON st.instance_id = w.instance_id AND st.series_id = w.series_id),
+        stepped AS (
+            SELECT f.*, CASE WHEN f.x IS NULL THEN f.mean0 ELSE f.mean0 + (f.x - f.mean0) / (f.n0 + 1) END AS mean1
+            FROM fed f),
+        folded AS (
+            INSERT INTO pganalytics.series_state AS s
+                (instance_id, series_id, n, mean, m2, ewma, last_value, last_bucket, counter_last, updated_at)
+            SELECT t.instance_id, t.series_id, t.n0 + (t.x IS NOT NULL)::int, t.mean1,
+                   CASE WHEN t.x IS NULL THEN t.m20 ELSE t.m20 + (t.x - t.mean0) * (t.x - t.mean1) END,
+                   CASE WHEN t.x IS NULL THEN t.ewma ELSE coalesce((1 - p_alpha) * t.ewma + p_alpha * t.x, t.x) END,
+                   coalesce(t.x, t.last_value), t.bucket, t.last, now()
+            FROM stepped t
+            ON CONFLICT (instance_id, series_id) DO UPDATE SET
+                n = EXCLUDED.n, mean = EXCLUDED.mean, m2 = EXCLUDED.m2, ewma = EXCLUDED.ewma,
+                last_value = EXCLUDED.last_value, last_bucket = EXCLUDED.last_bucket,
+                counter_last = EXCLUDED.counter_last, updated_at = EXCLUDED.updated_at
+            RETURNING 1)
+        SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM folded) INTO rollup_rows, state_rows;
+        RETURN;
+    END IF;
+    -- A backlog (k minutes a series): Chan's combination of the k minutes with the state.
+    -- New minutes (at or after rolled_until) were never written: a plain INSERT, no conflict check.
     WITH written AS (
         INSERT INTO pganalytics.rollups_1m AS o (instance_id, series_id, bucket, n, sum, min, max, last)
         SELECT r.instance_id, r.series_id, to_timestamp(r.bucket), r.n, r.sum, r.min, r.max, r.last
         FROM pganalytics.rollup_minutes(p_instance_ids, p_from, p_to) AS r
-        ON CONFLICT (instance_id, series_id, bucket) DO UPDATE
-            SET n = EXCLUDED.n, sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max, last = EXCLUDED.last
         RETURNING o.instance_id, o.series_id, o.bucket, o.n, o.sum, o.last),
+    -- one ordering for every window: newest minute first (lead() is the minute before)
     fed0 AS (
         SELECT w.instance_id, w.series_id, w.bucket, w.n, w.sum, w.last, se.kind, st.ewma AS old_ewma,
-               coalesce(lag(w.last) OVER win, st.counter_last) AS prev_last,
-               coalesce(lag(w.bucket) OVER win, st.last_bucket) AS prev_bucket
+               coalesce(lead(w.last) OVER newest, st.counter_last) AS prev_last,
+               coalesce(lead(w.bucket) OVER newest, st.last_bucket) AS prev_bucket
         FROM written w
         JOIN pganalytics.series se ON se.instance_id = w.instance_id AND se.series_id = w.series_id
         LEFT JOIN pganalytics.series_state st ON st.instance_id = w.instance_id AND st.series_id = w.series_id
-        WINDOW win AS (PARTITION BY w.instance_id, w.series_id ORDER BY w.bucket)),
+        WINDOW newest AS (PARTITION BY w.instance_id, w.series_id ORDER BY w.bucket DESC)),
     fed AS (
         SELECT f.*, CASE WHEN f.kind = 'gauge' THEN f.sum / f.n
                          WHEN f.last >= f.prev_last AND f.bucket > f.prev_bucket
                          THEN (f.last - f.prev_last) / extract(epoch FROM f.bucket - f.prev_bucket) END AS x
         FROM fed0 f),
-    ranked AS (
-        SELECT f.*, count(f.x) OVER (PARTITION BY f.instance_id, f.series_id) AS k,
-               count(f.x) OVER (PARTITION BY f.instance_id, f.series_id ORDER BY f.bucket) AS j,
-               first_value(f.x) OVER (PARTITION BY f.instance_id, f.series_id
-                                      ORDER BY (f.x IS NULL), f.bucket) AS first_x,
-               row_number() OVER (PARTITION BY f.instance_id, f.series_id ORDER BY f.bucket DESC) AS from_end
+    ranked AS (  -- from_end: 1 for the newest value fed, 2 for the one before, ...
+        SELECT f.*, count(f.x) OVER (PARTITION BY f.instance_id, f.series_id ORDER BY f.bucket DESC) AS from_end
         FROM fed f),
     batch AS (
-        SELECT r.instance_id, r.series_id, max(r.k) AS k, coalesce(avg(r.x), 0) AS mean,
+        SELECT r.instance_id, r.series_id, count(r.x) AS k, coalesce(avg(r.x), 0) AS mean,
                coalesce(var_pop(r.x) * count(r.x), 0) AS m2,
                -- EWMA over the k new values, seeded with the old EWMA (the first value if none)
-               CASE WHEN max(r.k) = 0 THEN max(r.old_ewma)
-                    ELSE power(1 - p_alpha, max(r.k)) * coalesce(max(r.old_ewma), max(r.first_x))
-                         + sum(p_alpha * power(1 - p_alpha, r.k - r.j) * r.x) END AS ewma,
+               CASE WHEN count(r.x) = 0 THEN max(r.old_ewma)
+                    ELSE power(1 - p_alpha, count(r.x))
+                         * coalesce(max(r.old_ewma), (array_agg(r.x ORDER BY r.bucket) FILTER (WHERE r.x IS NOT NULL))[1])
+                         + sum(p_alpha * power(1 - p_alpha, r.from_end - 1) * r.x) END AS ewma,
                max(r.bucket) AS last_bucket,
-               max(r.last) FILTER (WHERE r.from_end = 1) AS counter_last,
+               (array_agg(r.last ORDER BY r.bucket DESC))[1] AS counter_last,
                (array_agg(r.x ORDER BY r.bucket DESC) FILTER (WHERE r.x IS NOT NULL))[1] AS last_x
         FROM ranked r GROUP BY r.instance_id, r.series_id),
     folded AS (

@@ -1,6 +1,8 @@
 -- The 1-minute rollups of the frames of each (instance, [from, to)) range passed, computed in
 -- numpy (plpython/rollup.py): SQL's unnest() of the value arrays costs ~0.4 us a sample, a
--- fifth of the ingest budget; stacking a minute's frames into a matrix costs ~0.03 us.
+-- fifth of the ingest budget; stacking a minute's frames into a matrix costs ~0.03 us. Frame
+-- values are bytes numpy reads as they are; layouts' int4[] travel as array_send() bytes
+-- (PL/Python's own array -> list conversion costs ~0.15 us a value).
 -- bucket is returned as epoch seconds (cheaper out of Python than a timestamptz).
 -- Internal to maintain(): runs as its caller.
 CREATE OR REPLACE FUNCTION pganalytics.rollup_minutes(p_instance_ids int[], p_from timestamptz[], p_to timestamptz[])
@@ -16,14 +18,14 @@ if "rollup_minutes.frames" not in SD:
         " JOIN pganalytics.sample_frames f ON f.instance_id = r.instance_id AND f.ts >= r.t0 AND f.ts < r.t1",
         ["int[]", "timestamptz[]", "timestamptz[]"])
     SD["rollup_minutes.layouts"] = plpy.prepare(
-        "SELECT l.layout_id, l.series_ids FROM pganalytics.sample_layouts l"
+        "SELECT l.layout_id, array_send(l.series_ids) AS series_ids FROM pganalytics.sample_layouts l"
         " WHERE l.instance_id = ANY ($1::int[]) AND l.layout_id = ANY ($2::int[])",
         ["int[]", "int[]"])
 rows = SD["rollup_minutes.frames"].execute([p_instance_ids, p_from, p_to])
-frames = [(r["instance_id"], r["epoch"], r["layout_id"], r["vals"]) for r in rows]
+frames = [(r["instance_id"], r["epoch"], r["layout_id"], rollup.frame_values(r["vals"])) for r in rows]
 del rows
 used = sorted({f[2] for f in frames})
-layouts = {r["layout_id"]: r["series_ids"]
+layouts = {r["layout_id"]: rollup.int4_array(r["series_ids"])
            for r in SD["rollup_minutes.layouts"].execute([sorted({f[0] for f in frames}), used])} if used else {}
 out = rollup.minute_rollups(frames, layouts)
 del frames

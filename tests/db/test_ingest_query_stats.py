@@ -114,11 +114,11 @@ def test_password_in_conn_ref_is_refused(store_conn):
 
 
 def test_retention_drops_only_whole_old_days(store_conn):
-    store_conn.execute("SELECT pganalytics.ensure_partitions('pganalytics.samples', now() - interval '10 days', now())")
+    store_conn.execute("SELECT pganalytics.ensure_partitions('pganalytics.sample_frames', now() - interval '10 days', now())")
     dropped = [r[0] for r in store_conn.execute("SELECT pganalytics.drop_old_partitions('7 days')")]
-    assert len(dropped) == 3 and all(d.startswith("pganalytics.samples_p") for d in dropped)
+    assert len(dropped) == 3 and all(d.startswith("pganalytics.sample_frames_p") for d in dropped)
     remaining = store_conn.execute(
-        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'pganalytics.samples'::regclass").fetchone()[0]
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'pganalytics.sample_frames'::regclass").fetchone()[0]
     assert remaining == 8
     with pytest.raises(psycopg.errors.RaiseException, match="keep at least 1 day"):
         store_conn.execute("SELECT pganalytics.drop_old_partitions('1 hour')")

@@ -10,6 +10,7 @@ pg_temp, then calls each entry point: the planted code must never run, and the c
 from __future__ import annotations
 
 import json
+import struct
 import uuid
 from datetime import datetime, timezone
 
@@ -90,7 +91,7 @@ def _ingest_calls(conn: psycopg.Connection, iid: int) -> None:
     sid = row[0]
     with conn.transaction(), conn.cursor() as cur:
         with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, series_ids, vals) FROM STDIN") as copy:
-            copy.write_row((0, [sid], [1.5]))
+            copy.write_row((0, [sid], struct.pack(">d", 1.5)))  # one big-endian float8
         with cur.copy("COPY pganalytics.query_stats_stage (batch_no, dbid, userid, queryid, toplevel, "
                       "calls, total_exec_time) FROM STDIN") as copy:
             copy.write_row((0, 5, 10, 42, True, 3, 1.0))

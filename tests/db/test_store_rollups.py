@@ -114,17 +114,20 @@ def test_series_state_is_welford_and_ewma_over_minutes(store_conn, loaded):
 
 
 def test_state_is_the_same_whether_minutes_come_one_call_or_many(store_conn, store_dsn, loaded):
-    """Chan's combination over a backlog equals folding minute by minute."""
+    """Chan's combination over a backlog (r1: 28 minutes in one call) equals folding minute by
+    minute (r2: a call after each minute, the one-step path)."""
     store_conn.execute("SELECT pganalytics.register_instance('r2', 'service=r2')")
-    for chunk in range(6):
-        deliver(store_dsn, [batch("r2", i) for i in range(30 * chunk, 30 * (chunk + 1))])
-        store_conn.execute("SELECT pganalytics.maintain()")
-    one, many = (store_conn.execute(
-        "SELECT s.n, s.mean, s.m2, s.ewma FROM pganalytics.series_state s "
-        "JOIN pganalytics.series r USING (instance_id, series_id) JOIN pganalytics.instances i USING (instance_id) "
-        "WHERE i.name = %s AND r.metric = 'load' AND r.labels = '{\"cpu\": \"1\"}'", (name,)).fetchone()
-        for name in ("r1", "r2"))
-    assert one[0] == many[0] and one[1:] == pytest.approx(many[1:])
+    for minute in range(30):
+        deliver(store_dsn, [batch("r2", i) for i in range(6 * minute, 6 * (minute + 1))])
+        summary = store_conn.execute("SELECT pganalytics.maintain()").fetchone()[0]
+        assert summary["instance_minutes"] == (1 if minute >= 2 else 0)
+    for metric, labels in (("load", '{"cpu": "1"}'), ("xacts_total", "{}")):
+        one, many = (store_conn.execute(
+            "SELECT s.n, s.mean, s.m2, s.ewma, s.last_value FROM pganalytics.series_state s "
+            "JOIN pganalytics.series r USING (instance_id, series_id) JOIN pganalytics.instances i USING (instance_id) "
+            "WHERE i.name = %s AND r.metric = %s AND r.labels = %s::jsonb", (name, metric, labels)).fetchone()
+            for name in ("r1", "r2"))
+        assert one[0] == many[0] and one[1:] == pytest.approx(many[1:])
 
 
 def test_counters_feed_rates(store_conn, loaded):

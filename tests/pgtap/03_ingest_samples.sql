@@ -3,6 +3,7 @@
 -- counts, registers layouts once, registers databases (last name wins) and refuses bad input
 -- with a clear message.
 BEGIN;
+CREATE FUNCTION pg_temp.f8(float8[]) RETURNS bytea LANGUAGE sql AS $$ SELECT string_agg(float8send(v), ''::bytea ORDER BY k) FROM unnest($1) WITH ORDINALITY u(v, k) $$;
 SELECT plan(16);
 
 SELECT pganalytics.register_instance('tap_a', 'service=tap_a') AS a \gset
@@ -13,7 +14,7 @@ SELECT series_id AS sb2 FROM pganalytics.series_ids(ARRAY[:b], '{n}', '{"{}"}', 
 
 -- Batches 0 and 1 are the same snapshot of tap_a; batch 2 is tap_b's.
 INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals)
-VALUES (0, ARRAY[:sa], '{1}'), (1, ARRAY[:sa], '{100}'), (2, ARRAY[:sb, :sb2], '{2,3}');
+VALUES (0, ARRAY[:sa], pg_temp.f8('{1}')), (1, ARRAY[:sa], pg_temp.f8('{100}')), (2, ARRAY[:sb, :sb2], pg_temp.f8('{2,3}'));
 SELECT is(pganalytics.ingest_samples(ARRAY[0, 1, 2], ARRAY[:a, :a, :b], '{src,src,src}',
                                      ARRAY['2026-11-02 10:00+00', '2026-11-02 10:00+00', '2026-11-03 10:00+00']::timestamptz[],
                                      '{0,1,2}', '{5,5,6}', '{first,second,other}'),
@@ -29,16 +30,16 @@ SELECT results_eq($$ SELECT datname FROM pganalytics.databases ORDER BY instance
 SELECT is_empty($$ SELECT FROM pganalytics.sample_frames_stage $$, 'the staged rows are consumed');
 SELECT has_table('pganalytics', 'sample_frames_p20261103', 'day partitions of the staged days');
 
-INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sa], '{7}');
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sa], pg_temp.f8('{7}'));
 SELECT is(pganalytics.ingest_samples('{0}', ARRAY[:a], '{src}', ARRAY['2026-11-02 10:00+00']::timestamptz[]),
           0::bigint, 'a snapshot delivered before is not stored again');
-INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sa], '{8}');
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sa], pg_temp.f8('{8}'));
 SELECT is(pganalytics.ingest_samples('{0}', ARRAY[:a], '{src}', ARRAY['2026-11-02 10:01+00']::timestamptz[]),
           1::bigint, 'the next snapshot is stored');
 SELECT is((SELECT count(*) FROM pganalytics.sample_layouts WHERE instance_id = :a), 1::bigint,
           'a layout seen before is reused');
 
-INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sb], '{1}');
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, ARRAY[:sb], pg_temp.f8('{1}'));
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{0}', '{%s}', '{src}', '{2026-11-04 10:00+00}') $$, :a),
                    '%names series ' || :sb || ', which is not a series of instance ' || :a || '%',
                    'a series of another instance is refused');
@@ -50,13 +51,13 @@ SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{0,0}', '{%s,%s}
                    '%batch number 0 is listed twice%', 'a batch number given twice is refused');
 -- Batches are numbered upwards within a transaction: a staged frame at or above the lowest
 -- listed number that no listed batch owns is a caller's mistake.
-INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (3, ARRAY[:sa], '{1}');
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (3, ARRAY[:sa], pg_temp.f8('{1}'));
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{1}', '{%s}', '{src}', '{2026-11-04 10:00+00}') $$, :a),
                    '%a frame was staged for batch 3, which is not listed%', 'a staged frame of no listed batch is refused');
 DELETE FROM pganalytics.sample_frames_stage;
-INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (4, ARRAY[:sa], '{1,2}');
+INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (4, ARRAY[:sa], pg_temp.f8('{1,2}'));
 SELECT throws_like(format($$ SELECT pganalytics.ingest_samples('{4}', '{%s}', '{src}', '{2026-11-04 10:00+00}') $$, :a),
-                   '%frame of batch 4 has 1 series ids and 2 values%', 'ids and values of different lengths are refused');
+                   '%frame of batch 4 has 1 series ids and 16 bytes of values%', 'ids and values of different lengths are refused');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -3,9 +3,12 @@
 CREATE UNLOGGED TABLE pganalytics.sample_frames_stage (
     batch_no   int      NOT NULL,
     series_ids int[]    NOT NULL,
-    vals       float8[] NOT NULL,
+    vals       bytea    NOT NULL,  -- float8 values, big-endian (see sample_frames)
     stage_xid  xid8     NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
-);
+) WITH (toast_tuple_target = 8160);
+-- toast_tuple_target: a frame of ~250 values (2 kB) would otherwise be pglz-compressed as it
+-- is staged (~30 us a frame), and stay compressed in sample_frames, paying again at every read.
+ALTER TABLE pganalytics.sample_frames_stage ALTER COLUMN vals SET STORAGE EXTERNAL;  -- never compressed
 CREATE INDEX sample_frames_stage_xid ON pganalytics.sample_frames_stage (stage_xid, batch_no);
 COMMENT ON TABLE pganalytics.sample_frames_stage IS
     'sample frames staged by COPY (batch_no per batch of a delivery group); consumed by ingest_samples()';

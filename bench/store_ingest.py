@@ -1,0 +1,243 @@
+"""Sustained ingest through the product's delivery path, against the COPY ceiling measured in the
+same run.
+
+    .venv/bin/python bench/store_ingest.py [--instances 1000] [--series 250] [--seconds 900]
+        [--interval-s 1] [--streams 1 2] [--pg-bindir DIR]
+
+Starts one throwaway cluster (loopback; shared_buffers 4GB, max_wal_size 16GB, as in
+../shared/reference/perf-ceilings-pg15.md). `--instances` instances of `--series` series each
+(metric names and labels like the collector's) are registered through the real Sink.
+
+- ceiling: a binary COPY of the same samples as rows (instance_id, series_id, ts, value) into an
+  UNLOGGED heap with no index, one stream; the COPY data is encoded before the clock starts,
+  so the figure is the server's, not the client's.
+- product: the simulated fleet sends `--seconds` of sample time (a snapshot of every instance
+  every `--interval-s`) through Sink.deliver_group (the collector's grouped COPY of frames +
+  one ingest_samples() call per group of 200 batches: ledger, layouts, idempotency), from 1
+  or 2 delivery processes splitting the instances, while a third connection calls
+  pganalytics.maintain() back to back (rollups 1m/5m/15m/1h, series state, retention), as the
+  daemon does. The clock stops when the last sample is delivered AND maintain() has rolled up
+  every complete minute: rollups and state are part of the measured work.
+
+Samples/s = samples stored / that time; ratio = product / ceiling. Checks at the end that every
+sample is stored once and the rollups count every complete minute's samples. Writes
+bench/results/store-ingest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import shutil
+import struct
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+from pganalytics import localpg, store
+from pganalytics.collector.batch import SamplesBatch, SeriesLayout
+from pganalytics.collector.sink import Sink
+
+GROUP = 200  # Delivery.max_group: batches per delivery transaction
+SETTINGS = {"shared_buffers": "4GB", "max_wal_size": "16GB", "checkpoint_timeout": "30min",
+            "synchronous_commit": "on", "autovacuum_naptime": "10s"}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def series_set(n: int) -> list[tuple[str, dict, str]]:
+    """A collector-like series set: per-database and per-table gauges and counters."""
+    out: list[tuple[str, dict, str]] = []
+    metrics = [("pg_database_xact_commit_total", "counter"), ("pg_database_blks_read_total", "counter"),
+               ("pg_database_numbackends", "gauge"), ("pg_table_n_live_tup", "gauge"),
+               ("pg_table_seq_scan_total", "counter"), ("pg_table_idx_scan_total", "counter"),
+               ("pg_wal_bytes_total", "counter"), ("host_cpu_busy_ratio", "gauge")]
+    k = 0
+    while len(out) < n:
+        metric, kind = metrics[k % len(metrics)]
+        out.append((metric, {"datname": f"db{k % 4}", "relname": f"t{k}"}, kind))
+        k += 1
+    return out
+
+
+def values_for(series: list, tick: int, rng_seed: int) -> list[float]:
+    rng = np.random.default_rng(rng_seed + tick)
+    base = rng.normal(100.0, 5.0, len(series))
+    return [float(tick * 10 + i) if kind == "counter" else float(v)
+            for i, ((_, _, kind), v) in enumerate(zip(series, base))]
+
+
+def start_time(seconds: int) -> datetime:
+    # Sample time ends well before now: maintain() rolls by the instances' own clocks, and the
+    # store refuses batches stamped more than a day ahead of its clock.
+    return (datetime.now(timezone.utc) - timedelta(seconds=seconds + 3600)).replace(second=0, microsecond=0)
+
+
+def register(dsn: str, names: list[str], series: list, t0: datetime) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pganalytics.register_instance(n, 'service=' || n) FROM unnest(%s::text[]) AS n",
+                     (names,))
+    # series ids through the real path: one delivery of a snapshot far before the run
+    with psycopg.connect(dsn) as conn:
+        sink = Sink(conn)
+        at = t0 - timedelta(minutes=2)
+        for i in range(0, len(names), GROUP):
+            with sink.transaction():
+                sink.deliver_group([SamplesBatch(n, "warmup", at, [(m, lab, k, 0.0) for m, lab, k in series])
+                                    for n in names[i:i + GROUP]])
+
+
+def deliver_stream(dsn: str, names: list[str], series: list, seconds: int, interval: float,
+                   t0: datetime, done: mp.Queue) -> None:
+    """One delivery process: every tick, a snapshot of each of its instances, in groups."""
+    variants = [values_for(series, v, 7) for v in range(4)]
+    templates = [[(m, lab, k, 0.0) for m, lab, k in series]]
+    stored = 0
+    with psycopg.connect(dsn) as conn:
+        sink = Sink(conn)
+        ticks = int(seconds / interval)
+        pending: list[SamplesBatch] = []
+        for tick in range(ticks):
+            at = t0 + timedelta(seconds=tick * interval)
+            vals = variants[tick % 4]
+            samples = [(m, lab, k, v) for (m, lab, k, _), v in zip(templates[0], vals)]
+            layout = SeriesLayout.of(samples)
+            for name in names:
+                batch = SamplesBatch(name, "host", at, samples)
+                # what the collector's worker thread does when it reads a source (snapshot.py)
+                batch.__dict__["_layout"] = layout
+                pending.append(batch)
+                if len(pending) == GROUP:
+                    with sink.transaction():
+                        stored += sink.deliver_group(pending)
+                    pending = []
+        if pending:
+            with sink.transaction():
+                stored += sink.deliver_group(pending)
+    done.put(stored)
+
+
+def ceiling(dsn: str, names: list[str], series: list, samples: int) -> float:
+    """Binary COPY of `samples` rows (instance_id, series_id, ts, value) into an UNLOGGED heap."""
+    n = samples
+    rows = np.zeros(n, dtype=[("nf", ">i2"), ("l1", ">i4"), ("iid", ">i4"), ("l2", ">i4"), ("sid", ">i4"),
+                              ("l3", ">i4"), ("ts", ">i8"), ("l4", ">i4"), ("v", ">f8")])
+    rows["nf"], rows["l1"], rows["l2"], rows["l3"], rows["l4"] = 4, 4, 4, 8, 8
+    per = len(series)
+    rows["iid"] = 1 + (np.arange(n) // per) % len(names)
+    rows["sid"] = 1 + np.arange(n) % per
+    rows["ts"] = 800_000_000_000_000 + (np.arange(n) // (per * len(names))) * 1_000_000
+    rows["v"] = np.random.default_rng(1).normal(100, 5, n)
+    payload = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + rows.tobytes() + struct.pack(">h", -1)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS ceiling; CREATE UNLOGGED TABLE ceiling "
+                     "(instance_id int, series_id int, ts timestamptz, value float8)")
+        with conn.cursor() as cur:
+            started = time.perf_counter()
+            with cur.copy("COPY ceiling FROM STDIN (FORMAT BINARY)") as copy:
+                step = 8 << 20
+                for i in range(0, len(payload), step):
+                    copy.write(payload[i:i + step])
+            elapsed = time.perf_counter() - started
+        got = conn.execute("SELECT count(*) FROM ceiling").fetchone()[0]
+        conn.execute("DROP TABLE ceiling")
+    assert got == n
+    return n / elapsed
+
+
+def run_product(dsn: str, names: list[str], series: list, seconds: int, interval: float, streams: int) -> dict:
+    t0 = start_time(seconds)  # the same minute as register()'s, computed again moments later
+    expected = len(names) * len(series) * int(seconds / interval)
+    ctx = mp.get_context("fork")
+    done: mp.Queue = ctx.Queue()
+    parts = [names[i::streams] for i in range(streams)]
+    with psycopg.connect(dsn, autocommit=True) as m:
+        runs = 0
+        started = time.perf_counter()
+        procs = [ctx.Process(target=deliver_stream, args=(dsn, p, series, seconds, interval, t0, done)) for p in parts]
+        for p in procs:
+            p.start()
+        maintain_s = 0.0
+        while any(p.is_alive() for p in procs):
+            a = time.perf_counter()
+            m.execute("SELECT pganalytics.maintain()")
+            maintain_s += time.perf_counter() - a
+            runs += 1
+            time.sleep(0.2)
+        for p in procs:
+            p.join()
+        delivered_at = time.perf_counter() - started
+        while True:  # roll up what the last deliveries completed
+            a = time.perf_counter()
+            summary = m.execute("SELECT pganalytics.maintain()").fetchone()[0]
+            maintain_s += time.perf_counter() - a
+            runs += 1
+            if not summary.get("behind") and summary.get("instance_minutes", 0) == 0:
+                break
+        elapsed = time.perf_counter() - started
+        stored = sum(done.get() for _ in procs)
+        frames = m.execute("SELECT count(*), sum(cardinality(vals)) FROM pganalytics.sample_frames "
+                           "WHERE ts >= %s", (t0,)).fetchone()
+        complete_minutes = int((seconds - interval - 60) // 60)  # the newest wait for rollup.settle (1 min)
+        rolled = m.execute("SELECT sum(n) FROM pganalytics.rollups_1m WHERE bucket >= %s AND bucket < %s",
+                           (t0, t0 + timedelta(minutes=complete_minutes))).fetchone()[0]
+    per_minute = len(names) * len(series) * int(60 / interval)
+    assert stored == expected == frames[1], (stored, expected, frames)
+    assert rolled == per_minute * complete_minutes, (rolled, per_minute * complete_minutes)
+    return {"streams": streams, "samples": expected, "seconds": round(elapsed, 2),
+            "delivered_after_s": round(delivered_at, 2), "samples_per_s": round(expected / elapsed),
+            "maintain_calls": runs, "maintain_busy_s": round(maintain_s, 2),
+            "checked": "every sample stored once; rollups_1m count every sample of each complete minute"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--instances", type=int, default=1000)
+    ap.add_argument("--series", type=int, default=250)
+    ap.add_argument("--seconds", type=int, default=300, help="sample time simulated per run")
+    ap.add_argument("--interval-s", type=float, default=1.0)
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--pg-bindir")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "store-ingest.json"))
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="pganalytics-ingest-"))
+    cluster = localpg.LocalCluster(base / "data", localpg.free_port(), localpg.find_bindir(args.pg_bindir))
+    results: dict = {"instances": args.instances, "series_per_instance": args.series,
+                     "interval_s": args.interval_s, "sample_seconds": args.seconds, "runs": []}
+    try:
+        cluster.init(SETTINGS)
+        cluster.start()
+        names = [f"i{k:05d}" for k in range(args.instances)]
+        series = series_set(args.series)
+        for streams in args.streams:
+            with psycopg.connect(cluster.dsn, autocommit=True) as c:
+                c.execute("DROP DATABASE IF EXISTS bench")
+                c.execute("CREATE DATABASE bench")
+            dsn = cluster.dsn_for("bench")
+            store.upgrade(dsn)
+            register(dsn, names, series, start_time(args.seconds))
+            samples = args.instances * args.series * 40
+            ceil = max(ceiling(dsn, names, series, samples) for _ in range(2))
+            log(f"ceiling: {ceil / 1e6:.2f} M samples/s")
+            run = run_product(dsn, names, series, args.seconds, args.interval_s, streams)
+            run["ceiling_samples_per_s"] = round(ceil)
+            run["ratio"] = round(run["samples_per_s"] / ceil, 3)
+            log(f"{streams} stream(s): {run['samples_per_s'] / 1e6:.2f} M samples/s "
+                f"= {run['ratio']:.2f} x ceiling ({run})")
+            results["runs"].append(run)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

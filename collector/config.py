@@ -11,6 +11,7 @@
     spool_dir = "/var/lib/pganalytics/spool"
     spool_max_mb = 256
     metrics_listen = "127.0.0.1:9188"  # Prometheus /metrics of the collector itself (off if unset)
+    maintain_interval_s = 60           # calls pganalytics.maintain() (0 = off: pg_cron runs it)
     shard = "1/3"                      # this daemon collects shard 1 of 3 daemons sharing the store
                                        #   (default "1/1": every target; PGANALYTICS_SHARD wins)
     exclude_databases = []             # default for every target, also those of `targets add`
@@ -63,6 +64,7 @@ class CollectorConfig:
     metrics_listen: str | None = None
     query_filter: QueryFilter = NO_FILTER
     shard: sharding.Shard = sharding.ALL
+    maintain_interval_s: float = 60
 
     def filter_for(self, name: str) -> QueryFilter:
         """A configured target's own exclusions, else the default (targets of `targets add`)."""
@@ -146,6 +148,7 @@ def parse(data: dict, env_dsn: str | None = None, env_shard: str | None = None) 
         store_dsn=dsn, interval_s=interval, slow_interval_s=slow,
         sample_interval_s=_number(c, "sample_interval_s", 1, "collector", 0),
         workers=int(_number(c, "workers", 8, "collector", 1)),
+        maintain_interval_s=_number(c, "maintain_interval_s", 60, "collector", 0),
         spool_dir=Path(c.get("spool_dir", ".pganalytics-spool")),
         spool_max_bytes=int(_number(c, "spool_max_mb", 256, "collector", 1) * (1 << 20)),
         targets=tuple(targets), metrics_listen=_listen(c),

@@ -31,6 +31,7 @@ from . import config as cfg
 from . import metrics
 from .cycle import run_cycle
 from .delivery import Delivery
+from .maintainer import Maintainer
 from .session import TargetSession
 from .spool import Spool
 
@@ -74,6 +75,7 @@ class Collector:
         self.spool = Spool(config.spool_dir, config.spool_max_bytes)
         self.delivery = Delivery(config.store_dsn, self.spool, refresh_s=config.slow_interval_s)
         self.delivery.on_connect = self._sync_targets_with_store
+        self.maintainer = Maintainer(config.store_dsn, config.maintain_interval_s)
         self.targets: dict[str, TargetState] = {}
         self._store_targets: dict[str, str] = {}
         self._conflicting: set[str] = set()  # configured names registered elsewhere (admin's word wins)
@@ -279,6 +281,7 @@ class Collector:
         log.info("collector started: shard %s, %d configured targets (and those of the store)",
                  self.config.shard, len(self.config.targets))
         self.delivery.start()
+        self.maintainer.start()
         self.metrics_server = self._serve_metrics()
         try:
             while not self._stop.is_set():
@@ -295,6 +298,7 @@ class Collector:
             for state in self.targets.values():
                 state.session.discard()
             self.delivery.stop()
+            self.maintainer.stop()
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()
                 self.metrics_server.server_close()

@@ -11,8 +11,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_at timestamptz;
+    v_now timestamptz := now();  -- a value: Citus refuses now() inside coalesce() in an UPDATE of a reference table
 BEGIN
-    UPDATE pganalytics.api_tokens t SET revoked_at = coalesce(t.revoked_at, now())
+    UPDATE pganalytics.api_tokens t SET revoked_at = coalesce(t.revoked_at, v_now)
     WHERE t.name = p_name
     RETURNING t.revoked_at INTO v_at;
     IF NOT FOUND THEN

@@ -6,7 +6,7 @@
 -- collection order (deltas need it), with the texts of queryids not sent before. Only rows the
 -- calling transaction staged are read (stage_xid), never a relation the caller made.
 -- Validate, record the batch in the ledger, keep texts and pg_stat_statements_info, then
--- merge_query_stats() computes deltas and updates counters in ONE statement.
+-- merge_query_stats() computes the deltas, then updates the counters (two statements).
 --
 -- Resets never produce negative or huge deltas: an entry counts as reset when its calls or
 -- total time went down, its stats_since (PG 17+) changed, or pg_stat_statements_info's

@@ -1,9 +1,11 @@
--- Deltas and the counters' MERGE in ONE statement: a data-modifying CTE writes per-interval
--- deltas computed against the previous counters while MERGE replaces them; both read the same
--- snapshot of query_stats. The one place the delta and reset rules live (see
--- ingest_query_stats() for them), on every server version. Reads the rows that transaction
--- p_xid staged under p_batch_no. Called by ingest_query_stats() only, as the store's owner
--- (not SECURITY DEFINER: nobody else may call it). Returns the entries merged.
+-- Per-interval deltas, then the counters' MERGE: the INSERT computes the deltas against the
+-- previous counters, then MERGE replaces them (two statements, not a data-modifying CTE in
+-- the MERGE: Citus supports no CTE with modifying actions in MERGE, and it reads the staged
+-- rows directly as the MERGE source); within this call nothing else writes the instance's
+-- query_stats, so both read the same counters. The one place the delta and reset rules live
+-- (see ingest_query_stats() for them), on every server version. Reads the rows that
+-- transaction p_xid staged under p_batch_no. Called by ingest_query_stats() only, as the
+-- store's owner (not SECURITY DEFINER: nobody else may call it). Returns the entries merged.
 -- Entries that did not run in the interval are left alone (no dead tuple, no WAL): their
 -- collected_at is when they last changed. A global reset is one after the previous snapshot.
 -- Measured (bench/upsert_merge_vs_on_conflict.py): the planner's hash join is right, the
@@ -41,7 +43,7 @@ BEGIN
     ), base AS (
         -- the counters this interval starts from: zero for new or reset entries
         SELECT cmp.*, (t_calls IS NULL OR was_reset) AS from_zero FROM cmp
-    ), deltas AS (
+    )
         INSERT INTO pganalytics.query_stat_deltas
             (instance_id, dbid, userid, queryid, toplevel, collected_at, interval_s, after_reset,
              calls, plans, total_plan_time, total_exec_time, exec_time_sq, rows,
@@ -67,15 +69,17 @@ BEGIN
         FROM base
         -- Only once a previous snapshot bounds the interval, and only entries that ran in it.
         WHERE prev_at IS NOT NULL AND (from_zero OR calls <> t_calls OR plans <> t_plans)
-          AND calls > 0
-    )
+          AND calls > 0;
     MERGE INTO pganalytics.query_stats t
-    USING base s
-       ON t.instance_id = p_instance_id AND t.dbid = s.dbid AND t.userid = s.userid
+    USING (SELECT p_instance_id AS instance_id, st.* FROM pganalytics.query_stats_stage st
+           WHERE st.stage_xid = p_xid AND st.batch_no = p_batch_no) s
+       ON t.instance_id = s.instance_id AND t.dbid = s.dbid AND t.userid = s.userid
       AND t.queryid = s.queryid AND t.toplevel = s.toplevel
-    WHEN MATCHED AND (s.calls <> t.calls OR s.plans <> t.plans OR s.was_reset) THEN UPDATE SET
+    WHEN MATCHED AND (s.calls <> t.calls OR s.plans <> t.plans OR s.total_exec_time < t.total_exec_time
+         OR s.stats_since IS DISTINCT FROM t.stats_since OR (p_stats_reset IS NOT NULL AND p_stats_reset > prev_at)) THEN UPDATE SET
         collected_at = p_collected_at, stats_since = s.stats_since,
-        resets = t.resets + s.was_reset::int,
+        resets = t.resets + (s.calls < t.calls OR s.total_exec_time < t.total_exec_time OR s.stats_since IS DISTINCT FROM t.stats_since
+                            OR (p_stats_reset IS NOT NULL AND p_stats_reset > prev_at))::int,
         plans = s.plans, total_plan_time = s.total_plan_time, calls = s.calls,
         total_exec_time = s.total_exec_time, min_exec_time = s.min_exec_time,
         max_exec_time = s.max_exec_time, mean_exec_time = s.mean_exec_time,
@@ -94,7 +98,7 @@ BEGIN
          temp_blks_read, temp_blks_written, shared_blk_read_time, shared_blk_write_time,
          wal_records, wal_fpi, wal_bytes)
     VALUES
-        (p_instance_id, s.dbid, s.userid, s.queryid, s.toplevel, p_collected_at, p_collected_at,
+        (s.instance_id, s.dbid, s.userid, s.queryid, s.toplevel, p_collected_at, p_collected_at,
          s.stats_since, s.plans, s.total_plan_time, s.calls, s.total_exec_time, s.min_exec_time,
          s.max_exec_time, s.mean_exec_time, s.stddev_exec_time, s.rows, s.shared_blks_hit,
          s.shared_blks_read, s.shared_blks_dirtied, s.shared_blks_written, s.local_blks_hit,

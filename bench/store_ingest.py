@@ -183,11 +183,12 @@ def run_product(dsn: str, names: list[str], series: list, seconds: int, interval
                 break
         elapsed = time.perf_counter() - started
         stored = sum(done.get() for _ in procs)
-        frames = m.execute("SELECT count(*), sum(cardinality(vals)) FROM pganalytics.sample_frames "
+        frames = m.execute("SELECT count(*), sum(octet_length(vals) / 8) FROM pganalytics.sample_frames "
                            "WHERE ts >= %s", (t0,)).fetchone()
         complete_minutes = int((seconds - interval - 60) // 60)  # the newest wait for rollup.settle (1 min)
         rolled = m.execute("SELECT sum(n) FROM pganalytics.rollups_1m WHERE bucket >= %s AND bucket < %s",
                            (t0, t0 + timedelta(minutes=complete_minutes))).fetchone()[0]
+    log(f"{streams} stream(s): {expected} samples in {elapsed:.1f} s (delivered after {delivered_at:.1f} s)")
     per_minute = len(names) * len(series) * int(60 / interval)
     assert stored == expected == frames[1], (stored, expected, frames)
     assert rolled == per_minute * complete_minutes, (rolled, per_minute * complete_minutes)

@@ -43,8 +43,8 @@ class Sink:
         # transaction of many batches (the per-batch fallback, savepoints) stays linear.
         self._next_batch_no = 0
         self._loaded: set[int] = set()  # instances whose stored series are all in the cache
-        # (instance id, layout) -> its series ids as an encoded int4[]: one dict probe a batch.
-        self._layouts: dict[tuple[int, SeriesLayout], bytes] = {}
+        # (instance id, layout) -> the store's layout id: one dict probe a batch.
+        self._layouts: dict[tuple[int, SeriesLayout], int] = {}
         self._learned_layouts: list[tuple[int, SeriesLayout]] = []
 
     # -- transactions whose rollback the caches follow ---------------------------------------
@@ -194,20 +194,23 @@ class Sink:
             return sum(r.fetchone()[0] for r in results)  # type: ignore[index]  # each call returns one row
 
     def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int], first: int) -> tuple:
-        """COPY one frame per batch (its series ids and values, in the same order) into the
-        store's sample_frames_stage, numbered from `first`; returns the ingest_samples() call
-        (query, params) that stores them. A layout seen before costs one dict probe; its ids
-        are looked up (and encoded) once."""
+        """COPY one frame per batch (its layout's id and its values) into the store's
+        sample_frames_stage, numbered from `first`; returns the ingest_samples() call (query,
+        params) that stores them. A layout seen before costs one dict probe; a new one, a
+        series id lookup and one register_layouts() call for all the group's new layouts."""
         keyed = [((iids[b.instance], b.layout()), b) for b in batches]
         new = {key: b for key, b in keyed if key not in self._layouts}
         if new:
             ids = self._series_ids([(key[0], b.samples) for key, b in new.items()])
-            for key, batch_ids in zip(new, ids):
-                self._layouts[key] = frames.int4_array(batch_ids)
+            rows = cur.execute("SELECT ord, layout_id FROM pganalytics.register_layouts(%s, %s, %s) ORDER BY ord",
+                               ([key[0] for key in new], [len(i) for i in ids],
+                                [sid for batch_ids in ids for sid in batch_ids])).fetchall()
+            for key, (_, layout_id) in zip(new, rows):
+                self._layouts[key] = layout_id
                 self._learned_layouts.append(key)
         rows = [frames.frame_row(no, self._layouts[key], frames.float8_values(b.values()))
                 for no, (key, b) in enumerate(keyed, start=first)]
-        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, series_ids, vals) "
+        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, layout_id, vals) "
                       "FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(b"".join([frames.SIGNATURE, *rows, frames.TRAILER]))
         dbs = [(no, datid, datname) for no, b in enumerate(batches, start=first)

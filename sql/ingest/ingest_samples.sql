@@ -1,9 +1,8 @@
 -- depends: ingest/register_databases.sql
 -- depends: ingest/ensure_ledger_partitions.sql
 -- Store the samples of many batches at once (one delivery group): the collector COPYs one
--- frame per batch into pganalytics.sample_frames_stage (batch_no, series_ids[], vals: float8
--- values, big-endian, 8 bytes each) in its
--- transaction, then
+-- frame per batch into pganalytics.sample_frames_stage (batch_no, layout_id from
+-- register_layouts(), vals: float8 values, big-endian, 8 bytes each) in its transaction, then
 -- calls this once with one array element per batch (batch_no, instance, source, collected_at)
 -- and the databases the batches saw (pg_stat_database: batch_no, datid, datname). Only rows
 -- staged by the calling transaction are read (stage_xid), never a relation the caller made.
@@ -30,7 +29,6 @@ DECLARE
     my_xid   xid8 := pg_current_xact_id();  -- once: a volatile call per row could use no index
     min_no   int;
     bad      record;
-    lay      record;
     new_nos  int[];
     new_iids int[];
     new_ats  timestamptz[];
@@ -75,33 +73,38 @@ BEGIN
         HAVING count(*) > 0;
     SELECT min(n) INTO min_no FROM unnest(p_batch_nos) AS n;
     -- Every frame this transaction staged from the lowest listed batch number on belongs to a
-    -- listed batch (rows left over would never be stored), one per batch, with one value per
-    -- series and no NULLs. Lower numbers are earlier calls' (consumed) rows: the collector
-    -- numbers batches upwards within a transaction, and the index range skips them.
-    SELECT s.batch_no, cardinality(s.series_ids) AS ids, octet_length(s.vals) AS vals,
-           CASE WHEN b.batch_no IS NULL THEN 'unlisted'
-                WHEN octet_length(s.vals) IS DISTINCT FROM 8 * cardinality(s.series_ids) OR octet_length(s.vals) = 0 THEN 'shape'
-                WHEN array_position(s.series_ids, NULL) IS NOT NULL THEN 'null' END AS problem
+    -- listed batch (rows left over would never be stored), one per batch, names a layout of
+    -- that batch's instance and holds one value per series of it. Lower numbers are earlier
+    -- calls' (consumed) rows: the collector numbers batches upwards within a transaction, and
+    -- the index range skips them.
+    WITH staged AS MATERIALIZED (
+        SELECT s.batch_no, s.layout_id, octet_length(s.vals) AS bytes, b.instance_id, b.batch_no AS listed,
+               count(*) OVER (PARTITION BY s.batch_no) AS copies
+        FROM pganalytics.sample_frames_stage s
+        LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
+        WHERE s.stage_xid = my_xid AND s.batch_no >= min_no),
+    layouts AS MATERIALIZED (
+        SELECT l.instance_id, l.layout_id, cardinality(l.series_ids) AS n FROM pganalytics.sample_layouts l
+        WHERE l.instance_id = ANY (p_instance_ids) AND l.layout_id IN (SELECT st.layout_id FROM staged st))
+    SELECT st.batch_no, st.layout_id, st.instance_id, st.bytes, l.n, st.copies,
+           CASE WHEN st.listed IS NULL THEN 'unlisted' WHEN st.copies > 1 THEN 'copies'
+                WHEN l.n IS NULL THEN 'layout' WHEN st.bytes <> 8 * l.n THEN 'shape' END AS problem
     INTO bad
-    FROM pganalytics.sample_frames_stage s
-    LEFT JOIN unnest(p_batch_nos) AS b(batch_no) ON b.batch_no = s.batch_no
-    WHERE s.stage_xid = my_xid AND s.batch_no >= min_no
-      AND (b.batch_no IS NULL OR octet_length(s.vals) IS DISTINCT FROM 8 * cardinality(s.series_ids)
-           OR octet_length(s.vals) = 0 OR array_position(s.series_ids, NULL) IS NOT NULL)
+    FROM staged st LEFT JOIN layouts l ON l.instance_id = st.instance_id AND l.layout_id = st.layout_id
+    WHERE st.listed IS NULL OR st.copies > 1 OR l.n IS NULL OR st.bytes <> 8 * l.n
     LIMIT 1;
     IF bad.problem = 'unlisted' THEN
         RAISE EXCEPTION 'ingest_samples: a frame was staged for batch %, which is not listed', bad.batch_no
             USING HINT = 'pass every staged batch number, once';
-    ELSIF bad.problem = 'shape' THEN
-        RAISE EXCEPTION 'ingest_samples: the frame of batch % has % series ids and % bytes of values (8 a value)',
-            bad.batch_no, coalesce(bad.ids, 0), bad.vals;
-    ELSIF bad.problem = 'null' THEN
-        RAISE EXCEPTION 'ingest_samples: the frame of batch % names a NULL series', bad.batch_no;
-    END IF;
-    SELECT s.batch_no, count(*) AS copies INTO bad FROM pganalytics.sample_frames_stage s
-    WHERE s.stage_xid = my_xid AND s.batch_no = ANY (p_batch_nos) GROUP BY s.batch_no HAVING count(*) > 1 LIMIT 1;
-    IF FOUND THEN
+    ELSIF bad.problem = 'copies' THEN
         RAISE EXCEPTION 'ingest_samples: % frames were staged for batch % (one per batch)', bad.copies, bad.batch_no;
+    ELSIF bad.problem = 'layout' THEN
+        RAISE EXCEPTION 'ingest_samples: the frame of batch % names layout %, which is not a layout of instance %',
+            bad.batch_no, bad.layout_id, bad.instance_id
+            USING HINT = 'stage only layout ids from pganalytics.register_layouts() for that instance';
+    ELSIF bad.problem = 'shape' THEN
+        RAISE EXCEPTION 'ingest_samples: the frame of batch % has % bytes of values for the % series of its layout (8 a value)',
+            bad.batch_no, bad.bytes, bad.n;
     END IF;
 
     -- The ledger: one row per distinct snapshot (its first batch in the group); the batches
@@ -125,41 +128,12 @@ BEGIN
     FROM recorded r JOIN firsts f USING (instance_id, source, collected_at);
 
     IF new_nos IS NOT NULL THEN
-        -- Layouts seen for the first time: check once that they name distinct series of their
-        -- instance, then register them. Known ones cost one hash-index probe per frame.
-        FOR lay IN
-            SELECT DISTINCT n.instance_id, s.series_ids
-            FROM pganalytics.sample_frames_stage s
-            JOIN unnest(new_nos, new_iids) AS n(batch_no, instance_id) USING (batch_no)
-            WHERE s.stage_xid = my_xid AND s.batch_no = ANY (new_nos)
-              AND NOT EXISTS (SELECT FROM pganalytics.sample_layouts l
-                              WHERE l.instance_id = n.instance_id AND l.series_ids = s.series_ids)
-        LOOP
-            SELECT u.series_id INTO bad FROM unnest(lay.series_ids) AS u(series_id)
-            WHERE u.series_id IS NULL
-               OR NOT EXISTS (SELECT FROM pganalytics.series r
-                              WHERE r.instance_id = lay.instance_id AND r.series_id = u.series_id)
-            LIMIT 1;
-            IF FOUND THEN
-                RAISE EXCEPTION 'ingest_samples: a staged frame names series %, which is not a series of instance %',
-                    coalesce(bad.series_id::text, 'NULL'), lay.instance_id
-                    USING HINT = 'stage only ids from pganalytics.series_ids()';
-            END IF;
-            IF (SELECT count(DISTINCT u) FROM unnest(lay.series_ids) AS u) <> cardinality(lay.series_ids) THEN
-                RAISE EXCEPTION 'ingest_samples: a staged frame of instance % names a series twice', lay.instance_id;
-            END IF;
-            INSERT INTO pganalytics.sample_layouts (instance_id, series_ids) VALUES (lay.instance_id, lay.series_ids);
-        END LOOP;
-
         FOR day IN SELECT DISTINCT (a AT TIME ZONE 'UTC')::date FROM unnest(new_ats) AS a LOOP
             PERFORM pganalytics.ensure_partitions('pganalytics.sample_frames',
                 day::timestamp AT TIME ZONE 'UTC', day::timestamp AT TIME ZONE 'UTC');
         END LOOP;
         INSERT INTO pganalytics.sample_frames (instance_id, ts, layout_id, vals)
-        SELECT n.instance_id, n.collected_at,
-               (SELECT min(l.layout_id) FROM pganalytics.sample_layouts l
-                WHERE l.instance_id = n.instance_id AND l.series_ids = s.series_ids),
-               s.vals
+        SELECT n.instance_id, n.collected_at, s.layout_id, s.vals
         FROM pganalytics.sample_frames_stage s
         JOIN unnest(new_nos, new_iids, new_ats) AS n(batch_no, instance_id, collected_at) USING (batch_no)
         WHERE s.stage_xid = my_xid AND s.batch_no = ANY (new_nos);

@@ -155,11 +155,12 @@ def test_a_group_of_many_instances_and_sources_lands_in_a_few_statements(store_d
         seen = {r[0] for r in conn.execute("SELECT last_seen_at FROM pganalytics.instances")}
     assert seen == {T0}
     # purge_staging() on connecting; BEGIN, instance ids, known series of these instances (none
-    # yet), series ids, COPY of every sample, COPY of every query_stats snapshot, COMMIT; then
+    # yet), series ids, the layouts of the group's new series sets (one call), COPY of every
+    # frame, COPY of every query_stats snapshot, COMMIT; then
     # one pipeline (a single round trip) of ingest_samples and one call per query_stats (texts
     # included) and per wait_samples batch. No savepoints, and the round trips do not grow
     # with the group.
-    assert fast == 1 + 7 + 1 + 3 + 3
+    assert fast == 1 + 8 + 1 + 3 + 3
 
     # The fallback path (a bisection of the group, each half a group in a savepoint) on a
     # group with nothing to refuse: two half-groups, not one delivery per batch.

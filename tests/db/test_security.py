@@ -90,8 +90,10 @@ def _ingest_calls(conn: psycopg.Connection, iid: int) -> None:
     assert row is not None
     sid = row[0]
     with conn.transaction(), conn.cursor() as cur:
-        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, series_ids, vals) FROM STDIN") as copy:
-            copy.write_row((0, [sid], struct.pack(">d", 1.5)))  # one big-endian float8
+        layout = cur.execute("SELECT layout_id FROM pganalytics.register_layouts(%s, '{1}', %s)",
+                             ([iid], [sid])).fetchone()[0]
+        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, layout_id, vals) FROM STDIN") as copy:
+            copy.write_row((0, layout, struct.pack(">d", 1.5)))  # one big-endian float8
         with cur.copy("COPY pganalytics.query_stats_stage (batch_no, dbid, userid, queryid, toplevel, "
                       "calls, total_exec_time) FROM STDIN") as copy:
             copy.write_row((0, 5, 10, 42, True, 3, 1.0))
@@ -158,8 +160,8 @@ def test_collector_cannot_bypass_the_ledger_or_read_staging(store_conn, roles):
                           "SELECT * FROM pganalytics.samples",
                           "INSERT INTO pganalytics.sample_layouts (instance_id, series_ids) VALUES (1, '{1}')",
                           "TRUNCATE pganalytics.query_stats_stage",
-                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals, stage_xid) "
-                          "VALUES (0, '{1}', '{1}', '1')",  # another transaction's rows: no forging
+                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, layout_id, vals, stage_xid) "
+                          "VALUES (0, 1, '\\x00', '1')",  # another transaction's rows: no forging
                           "SELECT * FROM pganalytics.rollups_1m",
                           "SELECT pganalytics.begin_snapshot(1, 'x', now())",
                           "SELECT pganalytics.ensure_partitions('pganalytics.sample_frames', now(), now())",
@@ -242,7 +244,8 @@ def test_gateway_cannot_touch_ingest(store_conn, roles):
         for statement in ("SELECT pganalytics.ingest_samples('{}', '{}', '{}', '{}')",
                           "SELECT pganalytics.register_target('x', 'service=x')",
                           "SELECT * FROM pganalytics.api_list_tokens()",
-                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, series_ids, vals) VALUES (0, '{1}', '{1}')",
+                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, layout_id, vals) VALUES (0, 1, '\\x00')",
+                          "SELECT * FROM pganalytics.register_layouts('{1}', '{1}', '{1}')",
                           "SELECT pganalytics.maintain()"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 g.execute(statement)

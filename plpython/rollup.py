@@ -36,12 +36,8 @@ def _empty():
             "sum": floats, "min": floats, "max": floats, "last": floats, "last_at": floats}
 
 
-def _reduce_group(instance_id, bucket, ids, epochs, rows):
-    """Aggregates of one (instance, minute, layout) group: rows is a list of value arrays."""
-    if any(len(r) != ids.size for r in rows):
-        raise ValueError(f"instance {instance_id}: a frame's values do not match its layout "
-                         f"({ids.size} series)")
-    matrix = np.stack(rows) if len(rows) > 1 else np.asarray(rows, dtype=np.float64).reshape(1, -1)
+def _reduce_group(instance_id, bucket, ids, epochs, matrix):
+    """Aggregates of one (instance, minute, layout) group: matrix is frames x series, in time order."""
     if matrix.ndim != 2 or matrix.shape[1] != ids.size:
         raise ValueError(f"instance {instance_id}: a frame's values do not match its layout "
                          f"({matrix.shape[-1] if matrix.ndim else 0} values, {ids.size} series)")
@@ -130,6 +126,30 @@ def minute_rollups(frames, layouts, bucket_s=60):
             order = np.argsort(np.asarray(epochs), kind="stable")
             epochs = [epochs[i] for i in order]
             rows = [rows[i] for i in order]
-        parts.append(_reduce_group(instance_id, bucket, ids, epochs, rows))
+        if any(len(r) != ids.size for r in rows):
+            raise ValueError(f"instance {instance_id}: a frame's values do not match its layout ({ids.size} series)")
+        parts.append(_reduce_group(instance_id, bucket, ids, epochs, np.stack(rows)))
+    out = {col: np.concatenate([p[col] for p in parts]) for col in parts[0]}
+    return _merge_duplicates(out)
+
+
+def grouped_rollups(groups, layouts):
+    """Rollups of frames already grouped by (instance, minute, layout) in SQL: `groups` yields
+    (instance_id, bucket_epoch, layout_id, epochs in time order, the frames' vals concatenated
+    in that order). One numpy view a group instead of one Python object a frame."""
+    parts = []
+    id_arrays = {}
+    for instance_id, bucket, layout_id, epochs, vals in groups:
+        ids = id_arrays.get(layout_id)
+        if ids is None:
+            if layout_id not in layouts:
+                raise KeyError(f"frames name layout {layout_id}, which was not passed")
+            ids = id_arrays[layout_id] = np.asarray(layouts[layout_id], dtype=np.int64)
+        if len(vals) != 8 * ids.size * len(epochs):
+            raise ValueError(f"instance {instance_id}: a frame's values do not match its layout ({ids.size} series)")
+        matrix = frame_values(vals).reshape(len(epochs), ids.size)
+        parts.append(_reduce_group(instance_id, float(bucket), ids, epochs, matrix))
+    if not parts:
+        return _empty()
     out = {col: np.concatenate([p[col] for p in parts]) for col in parts[0]}
     return _merge_duplicates(out)

@@ -7,8 +7,9 @@ One throwaway cluster. One real collection cycle of that cluster (bench/delivery
 target: tables, ~100 statements) gives every instance's batch shapes: the collector's own
 series set and its pg_stat_statements snapshot, padded to 200 entries (the top-200 statistics
 of the issue) with more queryids of the same shape. Every instance then sends `--minutes` of
-sample time at the collector's default cadence (every batch every 10 s; counters moving)
-through the product's Delivery path, and maintain() runs after each simulated minute, as the
+sample time (samples every 10 s, the collector's default; pg_stat_statements every
+`--stats-every-s`, 60 by default: 200 entries x 10,000 instances every 10 s would be 200,000
+MERGEd rows a second, this machine's whole upsert ceiling) through the product's Delivery path, and maintain() runs after each simulated minute, as the
 daemon does. A full simulated day at 10,000 instances is 21.6 G samples (hours here and ~170 GB):
 the window is measured and the per-day figures are the window's times 1440 / minutes, which
 holds because every cost here is per sample, per series-minute or per batch (partitions by
@@ -88,7 +89,7 @@ def timed(conn, sql: str, params, repeat: int = 5) -> float:
     return round(statistics.median(times) * 1000, 2)
 
 
-def run_fleet(cluster, template: list, n: int, minutes: int, base: Path) -> dict:
+def run_fleet(cluster, template: list, n: int, minutes: int, stats_every_s: int, base: Path) -> dict:
     with psycopg.connect(cluster.dsn, autocommit=True) as admin:
         admin.execute("DROP DATABASE IF EXISTS fleet")
         admin.execute("CREATE DATABASE fleet")
@@ -116,9 +117,10 @@ def run_fleet(cluster, template: list, n: int, minutes: int, base: Path) -> dict
                         vals = [(mt, lab, k, v + tick + minute) for mt, lab, k, v in b.samples]
                         batches.append(SamplesBatch(name, b.source, at, vals, b.databases))
                     first = minute == 0 and tick == 0
-                    batches.append(QueryStatsBatch(name, at, stats_copy(stat_rows, 6 * minute + tick, i), QUERIES,
-                                                   stats_t.dealloc, stats_t.stats_reset,
-                                                   [(int(f[QUERYID]), "SELECT ...") for f in stat_rows] if first else []))
+                    if tick % (stats_every_s // 10) == 0:
+                        batches.append(QueryStatsBatch(name, at, stats_copy(stat_rows, 6 * minute + tick, i), QUERIES,
+                                                       stats_t.dealloc, stats_t.stats_reset,
+                                                       [(int(f[QUERYID]), "SELECT ...") for f in stat_rows] if first else []))
                     if tick == 0:
                         batches += [dataclasses.replace(b, instance=name, collected_at=at) for b in rows_t]
                 for g in range(0, len(batches), delivery.max_group):
@@ -155,6 +157,7 @@ def run_fleet(cluster, template: list, n: int, minutes: int, base: Path) -> dict
         rollup_rows = m.execute("SELECT count(*) FROM pganalytics.rollups_1m").fetchone()[0]
     delivery._sink.conn.close() if delivery._sink else None
     return {"instances": n, "series_per_instance": series_per_instance, "query_entries_per_instance": QUERIES,
+            "query_stats_every_s": stats_every_s,
             "simulated_minutes": minutes, "ingest_s_per_minute": round(ingest_s / minutes, 3),
             "maintain_s_per_minute": round(maintain_s / minutes, 3),
             "bytes_per_instance_day": sum(by_table.values()), "bytes_per_instance_day_by_table": by_table,
@@ -176,6 +179,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--fleets", type=int, nargs="+", default=[100, 1000, 10000])
     ap.add_argument("--minutes", type=int, default=10)
+    ap.add_argument("--stats-every-s", type=int, default=60, choices=[10, 20, 30, 60],
+                    help="pg_stat_statements snapshot cadence (samples: every 10 s)")
     ap.add_argument("--pg-bindir")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "store-fleet.json"))
     args = ap.parse_args()
@@ -190,7 +195,7 @@ def main() -> None:
         template = [b for b in report.batches if not isinstance(b, RowsBatch) or b.rows]
         runs = []
         for n in args.fleets:
-            runs.append(run_fleet(cluster, template, n, args.minutes, base))
+            runs.append(run_fleet(cluster, template, n, args.minutes, args.stats_every_s, base))
             log(json.dumps(runs[-1]))
         small = runs[0]
         growth = {}

@@ -104,7 +104,7 @@ def minute_rollups(frames, layouts, bucket_s=60):
     order, where layouts maps layout_id -> sequence of series ids. Returns a dict of equal-length
     numpy arrays (COLUMNS, plus last_at: the epoch of each row's last value); bucket is the
     epoch of the bucket's start."""
-    groups = {}
+    groups: dict = {}
     for instance_id, epoch, layout_id, values in frames:
         bucket = float(np.floor(epoch / bucket_s) * bucket_s)
         entry = groups.get((instance_id, bucket, layout_id))
@@ -114,7 +114,7 @@ def minute_rollups(frames, layouts, bucket_s=60):
         entry[1].append(values)
     if not groups:
         return _empty()
-    id_arrays = {}
+    id_arrays: dict = {}
     parts = []
     for (instance_id, bucket, layout_id), (epochs, rows) in groups.items():
         ids = id_arrays.get(layout_id)
@@ -138,7 +138,7 @@ def grouped_rollups(groups, layouts):
     (instance_id, bucket_epoch, layout_id, epochs in time order, the frames' vals concatenated
     in that order). One numpy view a group instead of one Python object a frame."""
     parts = []
-    id_arrays = {}
+    id_arrays: dict = {}
     for instance_id, bucket, layout_id, epochs, vals in groups:
         ids = id_arrays.get(layout_id)
         if ids is None:

@@ -134,6 +134,11 @@ def test_planted_code_never_runs_in_ingest(store_conn, roles, variant):
     # and the data landed where it belongs
     assert store_conn.execute("SELECT count(*) FROM pganalytics.samples").fetchone()[0] == 1
     assert store_conn.execute("SELECT count(*) FROM pganalytics.query_stats").fetchone()[0] == 1
+    # maintain(), which the daemon calls as the collector, with the same objects planted
+    with psycopg.connect(dsn, autocommit=True) as mallory:
+        _plant(mallory, variant, names)
+        assert "dropped" in mallory.execute("SELECT pganalytics.maintain()").fetchone()[0]
+    assert not store_conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (user,)).fetchone()[0]
 
 
 def test_the_issue_reproduction_fails(store_conn, roles):

@@ -77,24 +77,37 @@ BEGIN
     END IF;
 
     -- 2. New complete minutes of every instance, in chunks of ~12,000 frames (~3 M samples),
-    --    which bounds the memory of one rollup_minutes() call.
+    --    which bounds the memory of one rollup_minutes() call. Joins of materialized results,
+    --    no correlated subquery: Citus plans those (reference/distributed tables joined to
+    --    intermediate results), and on one server it is the same index range scan per instance.
     FOR chunk IN
-        WITH work AS (
-            SELECT i.instance_id, w.t0,
-                   least(date_bin('1 minute', i.last_seen_at - settle, timestamptz '2001-01-01 00:00:00+00'),
+        WITH inst AS MATERIALIZED (
+            SELECT i.instance_id, i.last_seen_at FROM pganalytics.instances i WHERE i.last_seen_at IS NOT NULL),
+        prog AS MATERIALIZED (
+            SELECT p.instance_id, p.rolled_until FROM pganalytics.rollup_progress p),
+        firsts AS MATERIALIZED (
+            SELECT f.instance_id, date_bin('1 minute', min(f.ts), timestamptz '2001-01-01 00:00:00+00') AS t0
+            FROM pganalytics.sample_frames f
+            WHERE f.instance_id = ANY (ARRAY(SELECT n.instance_id FROM inst n LEFT JOIN prog p USING (instance_id)
+                                             WHERE p.instance_id IS NULL))
+            GROUP BY f.instance_id),
+        work AS MATERIALIZED (
+            SELECT n.instance_id, w.t0,
+                   least(date_bin('1 minute', n.last_seen_at - settle, timestamptz '2001-01-01 00:00:00+00'),
                          w.t0 + catchup) AS t1,
-                   date_bin('1 minute', i.last_seen_at - settle, timestamptz '2001-01-01 00:00:00+00') AS goal
-            FROM pganalytics.instances i
-            LEFT JOIN pganalytics.rollup_progress p ON p.instance_id = i.instance_id
-            CROSS JOIN LATERAL (
-                SELECT coalesce(p.rolled_until,
-                                (SELECT date_bin('1 minute', min(f.ts), timestamptz '2001-01-01 00:00:00+00')
-                                 FROM pganalytics.sample_frames f WHERE f.instance_id = i.instance_id)) AS t0) w
-            WHERE i.last_seen_at IS NOT NULL),
+                   date_bin('1 minute', n.last_seen_at - settle, timestamptz '2001-01-01 00:00:00+00') AS goal
+            FROM inst n
+            LEFT JOIN prog p USING (instance_id)
+            LEFT JOIN firsts fs USING (instance_id)
+            CROSS JOIN LATERAL (SELECT coalesce(p.rolled_until, fs.t0) AS t0) w),
+        counts AS MATERIALIZED (
+            SELECT f.instance_id, count(*) AS frames
+            FROM pganalytics.sample_frames f JOIN work k ON f.instance_id = k.instance_id
+            WHERE f.ts >= k.t0 AND f.ts < k.t1 AND k.t1 > k.t0
+            GROUP BY f.instance_id),
         sized AS (
-            SELECT k.*, (SELECT count(*) FROM pganalytics.sample_frames f
-                         WHERE f.instance_id = k.instance_id AND f.ts >= k.t0 AND f.ts < k.t1) AS frames
-            FROM work k WHERE k.t1 > k.t0),
+            SELECT k.*, coalesce(c.frames, 0) AS frames
+            FROM work k LEFT JOIN counts c USING (instance_id) WHERE k.t1 > k.t0),
         numbered AS (
             SELECT s.*, sum(s.frames) OVER (ORDER BY s.instance_id) AS upto FROM sized s)
         SELECT array_agg(n.instance_id ORDER BY n.instance_id) AS ids, array_agg(n.t0 ORDER BY n.instance_id) AS t0,

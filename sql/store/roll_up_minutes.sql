@@ -4,7 +4,9 @@
 -- increment: running it twice changes nothing). With p_feed_state, fold the new minutes into
 -- series_state: Chan's parallel form of Welford's update for (n, mean, M2) and the EWMA of
 -- k minutes at once, so a backlog is one set-based statement, not a loop. Counters feed their
--- per-second rate between consecutive minute ends (none across a reset).
+-- per-second rate between consecutive minute ends (none across a reset). The series and their
+-- state are read as materialized results of the chunk's instances and joined to the rows
+-- written: Citus joins no intermediate result (the rows written) to distributed tables here.
 -- Internal to maintain(): runs as its caller. Returns (rollup rows, state rows).
 CREATE OR REPLACE FUNCTION pganalytics.roll_up_minutes(
     p_instance_ids int[], p_from timestamptz[], p_to timestamptz[], p_feed_state boolean, p_alpha float8,
@@ -33,6 +35,11 @@ BEGIN
             SELECT r.instance_id, r.series_id, to_timestamp(r.bucket), r.n, r.sum, r.min, r.max, r.last
             FROM pganalytics.rollup_minutes(p_instance_ids, p_from, p_to) AS r
             RETURNING o.instance_id, o.series_id, o.bucket, o.n, o.sum, o.last),
+        kinds AS MATERIALIZED (
+            SELECT se.instance_id, se.series_id, se.kind FROM pganalytics.series se
+            WHERE se.instance_id = ANY (p_instance_ids)),
+        states AS MATERIALIZED (
+            SELECT st.* FROM pganalytics.series_state st WHERE st.instance_id = ANY (p_instance_ids)),
         fed AS (
             SELECT w.instance_id, w.series_id, w.bucket, w.last, coalesce(st.n, 0) AS n0,
                    coalesce(st.mean, 0) AS mean0, coalesce(st.m2, 0) AS m20, st.ewma, st.last_value,
@@ -40,8 +47,8 @@ BEGIN
                         WHEN w.last >= st.counter_last AND w.bucket > st.last_bucket
                         THEN (w.last - st.counter_last) / extract(epoch FROM w.bucket - st.last_bucket) END AS x
             FROM written w
-            JOIN pganalytics.series se ON se.instance_id = w.instance_id AND se.series_id = w.series_id
-            LEFT JOIN pganalytics.series_state st ON st.instance_id = w.instance_id AND st.series_id = w.series_id),
+            JOIN kinds se ON se.instance_id = w.instance_id AND se.series_id = w.series_id
+            LEFT JOIN states st ON st.instance_id = w.instance_id AND st.series_id = w.series_id),
         stepped AS (
             SELECT f.*, CASE WHEN f.x IS NULL THEN f.mean0 ELSE f.mean0 + (f.x - f.mean0) / (f.n0 + 1) END AS mean1
             FROM fed f),
@@ -68,14 +75,19 @@ BEGIN
         SELECT r.instance_id, r.series_id, to_timestamp(r.bucket), r.n, r.sum, r.min, r.max, r.last
         FROM pganalytics.rollup_minutes(p_instance_ids, p_from, p_to) AS r
         RETURNING o.instance_id, o.series_id, o.bucket, o.n, o.sum, o.last),
+    kinds AS MATERIALIZED (
+        SELECT se.instance_id, se.series_id, se.kind FROM pganalytics.series se
+        WHERE se.instance_id = ANY (p_instance_ids)),
+    states AS MATERIALIZED (
+        SELECT st.* FROM pganalytics.series_state st WHERE st.instance_id = ANY (p_instance_ids)),
     -- one ordering for every window: newest minute first (lead() is the minute before)
     fed0 AS (
         SELECT w.instance_id, w.series_id, w.bucket, w.n, w.sum, w.last, se.kind, st.ewma AS old_ewma,
                coalesce(lead(w.last) OVER newest, st.counter_last) AS prev_last,
                coalesce(lead(w.bucket) OVER newest, st.last_bucket) AS prev_bucket
         FROM written w
-        JOIN pganalytics.series se ON se.instance_id = w.instance_id AND se.series_id = w.series_id
-        LEFT JOIN pganalytics.series_state st ON st.instance_id = w.instance_id AND st.series_id = w.series_id
+        JOIN kinds se ON se.instance_id = w.instance_id AND se.series_id = w.series_id
+        LEFT JOIN states st ON st.instance_id = w.instance_id AND st.series_id = w.series_id
         WINDOW newest AS (PARTITION BY w.instance_id, w.series_id ORDER BY w.bucket DESC)),
     fed AS (
         SELECT f.*, CASE WHEN f.kind = 'gauge' THEN f.sum / f.n

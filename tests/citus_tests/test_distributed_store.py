@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -281,3 +282,102 @@ def test_group_delivery_lands_on_both_workers(store, collector_dsn):
     REPORT["frames per worker (one delivery group)"] = ", ".join(f"{n}: {c}" for n, c in sorted(added.items()))
     assert all(c > 0 for c in added.values()), added
     assert sum(added.values()) == len(GROUP_INSTANCES) * len(SOURCES)
+
+
+# --- maintain() and read_series() -------------------------------------------------------------
+
+NOW_INSTANCES = [f"recent-{i}" for i in range(6)]
+RECENT_MINUTES = 12  # delivered minutes, two snapshots each (every 30 s)
+# Whole minutes, an hour or two before the clock: inside every retention, rolled up at once.
+RECENT_T0 = (datetime.now(timezone.utc) - timedelta(hours=1, minutes=30)).replace(second=0, microsecond=0)
+
+
+def recent_value(i: int, m: int, half: int, k: int, source: str) -> float:
+    return 1000.0 * i + 10.0 * m + 3.0 * half + k + (0.5 if source == "host" else 0.0)
+
+
+def test_maintain_and_read_series_on_workers(store, collector_dsn):
+    """Deliveries near now() for instances on both workers, then maintain() on the
+    coordinator: rollups_1m and series_state on both workers, equal to plain sums of what was
+    delivered; read_series() at '1m' and 'raw' returns those values."""
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        ids = {name: one(conn, "SELECT pganalytics.register_instance(%s, %s)", (name, f"service={name}"))
+               for name in NOW_INSTANCES}
+    gauges = ("availability", "host")  # pg_stat_database's are gauges too, but 6 a batch is enough
+    batches = []
+    for m in range(RECENT_MINUTES):
+        for half in (0, 1):
+            at = RECENT_T0 + timedelta(minutes=m, seconds=30 * half)
+            for i, name in enumerate(NOW_INSTANCES):
+                for source in gauges:
+                    batches.append(SamplesBatch(
+                        name, source, at,
+                        [(f"{source}_value", {"k": str(k)}, "gauge", recent_value(i, m, half, k, source))
+                         for k in range(SOURCES[source])], []))
+    with psycopg.connect(collector_dsn) as conn:
+        sink = Sink(conn)
+        assert sink.deliver_group(batches) == sum(len(b.samples) for b in batches)
+        conn.commit()
+
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        t = time.monotonic()
+        summary = one(conn, "SELECT pganalytics.maintain()")
+        maintain_s = time.monotonic() - t
+        assert "skipped" not in summary, summary
+        again = one(conn, "SELECT pganalytics.maintain()")
+        assert again["rollup_rows"] == 0 and again["late_minutes"] == 0, again
+        # last_seen_at is the newest snapshot (30 s into the last minute); a minute is complete
+        # once it ended one settle (1 min) before that: all but the last two
+        complete = RECENT_MINUTES - 2
+        rollups = per_worker(conn, "rollups_1m")
+        state = per_worker(conn, "series_state")
+        REPORT["maintain() on the coordinator"] = (
+            f"{maintain_s:.2f} s ({summary['rollup_rows']} rollup rows, {summary['state_rows']} state rows, "
+            f"{summary['coarser_rows']} coarser rows); rows per worker: " + "; ".join(
+                f"{n}: {rollups.get(n, 0)} rollups_1m, {state.get(n, 0)} series_state"
+                for n in sorted(workers_of(store))))
+        assert set(rollups) == workers_of(store) and all(rollups.values()), rollups
+        assert set(state) == workers_of(store) and all(state.values()), state
+
+        got = {(name, labels["k"], source_metric, bucket): (n, total, lo, hi)
+               for name, source_metric, labels, bucket, n, total, lo, hi in conn.execute(
+                   "SELECT i.name, s.metric, s.labels, r.bucket, r.n, r.sum, r.min, r.max "
+                   "FROM pganalytics.rollups_1m r JOIN pganalytics.series s USING (instance_id, series_id) "
+                   "JOIN pganalytics.instances i USING (instance_id) WHERE r.instance_id = ANY (%s)",
+                   (list(ids.values()),))}
+        want = {}
+        for i, name in enumerate(NOW_INSTANCES):
+            for source in gauges:
+                for k in range(SOURCES[source]):
+                    for m in range(complete):
+                        v = [recent_value(i, m, h, k, source) for h in (0, 1)]
+                        want[(name, str(k), f"{source}_value", RECENT_T0 + timedelta(minutes=m))] = (
+                            2, sum(v), min(v), max(v))
+        assert got == want
+        # series_state: one value a minute per series (the minute's mean), n = complete minutes
+        states = conn.execute(
+            "SELECT st.n, st.mean, s.metric, s.labels, st.instance_id FROM pganalytics.series_state st "
+            "JOIN pganalytics.series s USING (instance_id, series_id) WHERE st.instance_id = ANY (%s)",
+            (list(ids.values()),)).fetchall()
+        assert len(states) == len(NOW_INSTANCES) * sum(SOURCES[s] for s in gauges)
+        by_id = {v: k for k, v in ids.items()}
+        for n, mean, metric, labels, iid in states:
+            i, source, k = NOW_INSTANCES.index(by_id[iid]), metric.removesuffix("_value"), int(labels["k"])
+            means = [(recent_value(i, m, 0, k, source) + recent_value(i, m, 1, k, source)) / 2 for m in range(complete)]
+            assert n == complete and mean == pytest.approx(sum(means) / len(means)), (metric, labels, iid)
+
+        # read_series on both workers' instances: 1m from the rollups (and the newest, not yet
+        # rolled-up minute from the raw frames), raw as delivered.
+        t_from, t_to = RECENT_T0, RECENT_T0 + timedelta(minutes=RECENT_MINUTES)
+        for i, name in enumerate(NOW_INSTANCES):
+            minute = {(labels["k"], ts): (value, n) for _, labels, ts, value, _, _, n, res in conn.execute(
+                "SELECT * FROM pganalytics.read_series(%s, 'host_value', %s, %s, '1m')", (name, t_from, t_to))}
+            assert minute == {
+                (str(k), RECENT_T0 + timedelta(minutes=m)): (
+                    pytest.approx((recent_value(i, m, 0, k, "host") + recent_value(i, m, 1, k, "host")) / 2), 2)
+                for k in range(SOURCES["host"]) for m in range(RECENT_MINUTES)}, name
+            raw = {(labels["k"], ts): value for _, labels, ts, value, _, _, _, res in conn.execute(
+                "SELECT * FROM pganalytics.read_series(%s, 'host_value', %s, %s, 'raw')", (name, t_from, t_to))}
+            assert raw == {
+                (str(k), RECENT_T0 + timedelta(minutes=m, seconds=30 * h)): recent_value(i, m, h, k, "host")
+                for k in range(SOURCES["host"]) for m in range(RECENT_MINUTES) for h in (0, 1)}, name

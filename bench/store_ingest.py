@@ -8,7 +8,8 @@ Starts one throwaway cluster (loopback; shared_buffers 4GB, max_wal_size 16GB, a
 ../shared/reference/perf-ceilings-pg15.md). `--instances` instances of `--series` series each
 (metric names and labels like the collector's) are registered through the real Sink.
 
-- ceiling: a binary COPY of the same samples as rows (instance_id, series_id, ts, value) into an
+- ceiling (the issue's): a binary COPY of the same samples as rows (instance_id, series_id, ts,
+  value) into an
   UNLOGGED heap with no index, one stream; the COPY data is encoded before the clock starts,
   so the figure is the server's, not the client's.
 - product: the simulated fleet sends `--seconds` of sample time (a snapshot of every instance
@@ -29,9 +30,11 @@ import argparse
 import json
 import multiprocessing as mp
 import shutil
+import statistics
 import struct
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,6 +43,7 @@ import numpy as np
 import psycopg
 
 from pganalytics import localpg, store
+from pganalytics.collector import frames as frame_format
 from pganalytics.collector.batch import SamplesBatch, SeriesLayout
 from pganalytics.collector.sink import Sink
 
@@ -152,6 +156,50 @@ def ceiling(dsn: str, names: list[str], series: list, samples: int) -> float:
     return n / elapsed
 
 
+def frames_ceiling(dsn: str, series: list, frames: int) -> float:
+    """For comparison: binary COPY of the product's own staging rows (batch_no, layout_id,
+    vals) into an UNLOGGED heap with no index, in samples/s."""
+    vals = frame_format.float8_values([float(i) for i in range(len(series))])
+    payload = b"".join([frame_format.SIGNATURE, *(frame_format.frame_row(i, 1, vals) for i in range(frames)),
+                        frame_format.TRAILER])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS ceiling_frames; CREATE UNLOGGED TABLE ceiling_frames "
+                     "(batch_no int, layout_id int, vals bytea) WITH (toast_tuple_target = 8160)")
+        with conn.cursor() as cur:
+            started = time.perf_counter()
+            with cur.copy("COPY ceiling_frames FROM STDIN (FORMAT BINARY)") as copy:
+                step = 8 << 20
+                for i in range(0, len(payload), step):
+                    copy.write(payload[i:i + step])
+            elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE ceiling_frames")
+    return frames * len(series) / elapsed
+
+
+class Reader(threading.Thread):
+    """read_series() of one series over the run's sample time, every 0.5 s while it runs."""
+
+    def __init__(self, dsn: str, instance: str, metric: str, t0: datetime, seconds: int):
+        super().__init__(daemon=True)
+        self.args = (instance, metric, t0, t0 + timedelta(seconds=seconds))
+        self.dsn, self.latencies, self.stop = dsn, [], threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.wait(0.5):
+                started = time.perf_counter()
+                conn.execute("SELECT count(*) FROM pganalytics.read_series(%s, %s, %s, %s, 'auto', "
+                             "'{\"relname\": \"t0\"}')", self.args).fetchone()
+                self.latencies.append(time.perf_counter() - started)
+
+    def summary(self) -> dict:
+        lat = sorted(self.latencies)
+        if not lat:
+            return {}
+        return {"reads": len(lat), "median_ms": round(statistics.median(lat) * 1000, 1),
+                "p95_ms": round(lat[int(0.95 * (len(lat) - 1))] * 1000, 1)}
+
+
 def run_product(dsn: str, names: list[str], series: list, seconds: int, interval: float, streams: int) -> dict:
     t0 = start_time(seconds)  # the same minute as register()'s, computed again moments later
     expected = len(names) * len(series) * int(seconds / interval)
@@ -164,6 +212,8 @@ def run_product(dsn: str, names: list[str], series: list, seconds: int, interval
         procs = [ctx.Process(target=deliver_stream, args=(dsn, p, series, seconds, interval, t0, done)) for p in parts]
         for p in procs:
             p.start()
+        reader = Reader(dsn, names[0], series[0][0], t0, seconds)
+        reader.start()
         maintain_s = 0.0
         while any(p.is_alive() for p in procs):
             a = time.perf_counter()
@@ -174,6 +224,8 @@ def run_product(dsn: str, names: list[str], series: list, seconds: int, interval
         for p in procs:
             p.join()
         delivered_at = time.perf_counter() - started
+        reader.stop.set()
+        reader.join()
         while True:  # roll up what the last deliveries completed
             a = time.perf_counter()
             summary = m.execute("SELECT pganalytics.maintain()").fetchone()[0]
@@ -195,6 +247,7 @@ def run_product(dsn: str, names: list[str], series: list, seconds: int, interval
     return {"streams": streams, "samples": expected, "seconds": round(elapsed, 2),
             "delivered_after_s": round(delivered_at, 2), "samples_per_s": round(expected / elapsed),
             "maintain_calls": runs, "maintain_busy_s": round(maintain_s, 2),
+            "read_series_during_ingest": reader.summary(),
             "checked": "every sample stored once; rollups_1m count every sample of each complete minute"}
 
 
@@ -230,6 +283,7 @@ def main() -> None:
             run = run_product(dsn, names, series, args.seconds, args.interval_s, streams)
             run["ceiling_samples_per_s"] = round(ceil)
             run["ratio"] = round(run["samples_per_s"] / ceil, 3)
+            run["frames_copy_samples_per_s"] = round(frames_ceiling(dsn, series, args.instances * 40))
             log(f"{streams} stream(s): {run['samples_per_s'] / 1e6:.2f} M samples/s "
                 f"= {run['ratio']:.2f} x ceiling ({run})")
             results["runs"].append(run)

@@ -66,6 +66,7 @@ class Delivery:
         self.fast_path = True  # False: straight to the fallback path (bisection in savepoints)
         self.refused_groups = 0  # groups the fast path gave back to the per-batch path
         self.failure: BaseException | None = None  # set when delivery stopped (DeliveryFailed)
+        self.lost = 0  # batches neither delivered nor spooled (the spool's disk full after a stop)
         self._next_refresh = 0.0
         self._sink: Sink | None = None
         self._next_try = 0.0
@@ -89,9 +90,21 @@ class Delivery:
     def _spool_inbox(self) -> None:
         while True:
             try:
-                self.spool.put_many(self.inbox.get_nowait())
+                batches = self.inbox.get_nowait()
             except queue.Empty:
                 return
+            self._spool_or_report(batches)
+
+    def _spool_or_report(self, batches: list) -> None:
+        """Spool after delivery stopped; a spool that cannot take them (its disk full) loses
+        them, and says so: the daemon is exiting with the reason already."""
+        if not batches:
+            return
+        try:
+            self.spool.put_many(batches)
+        except OSError as exc:
+            self.lost += len(batches)
+            log.error("could not spool %d batch(es) after delivery stopped, they are lost: %s", len(batches), exc)
 
     def _connect(self) -> Sink | None:
         if self._sink is not None and not self._sink.conn.closed:
@@ -239,8 +252,7 @@ class Delivery:
             log.exception("delivery stopped: %s", exc)
             self.failure = DeliveryFailed(f"{type(exc).__name__}: {exc}")
             self.failure.__cause__ = exc
-            if batches:
-                self.spool.put_many(batches)
+            self._spool_or_report(batches)
             self._spool_inbox()
         finally:
             if self._sink is not None:

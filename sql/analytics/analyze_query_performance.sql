@@ -52,6 +52,10 @@ STABLE
 SECURITY DEFINER  -- read-only; lets api roles call it without table privileges
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    iid   int;  -- the instance asked for (NULL: every instance)
+    ids   int[];
+    names text[];
 BEGIN
     IF p_window IS NULL OR p_window <= interval '0' THEN
         RAISE EXCEPTION 'analyze_query_performance: window must be a positive interval, got %', p_window;
@@ -68,10 +72,16 @@ BEGIN
     IF p_min_time_share_pct IS NULL OR p_min_time_share_pct < 0 OR p_min_time_share_pct > 100 THEN
         RAISE EXCEPTION 'analyze_query_performance: min_time_share_pct must be from 0 to 100, got %', p_min_time_share_pct;
     END IF;
-    IF p_instance IS NOT NULL AND NOT EXISTS (SELECT FROM pganalytics.instances i WHERE i.name = p_instance) THEN
+    -- The instance's id first, and the statistics filtered by it; the names as arrays: no
+    -- join with instances (on Citus a reference table: joined in this query, Citus reads it
+    -- over a connection to the coordinator itself, as the owner, which may not log in there).
+    SELECT i.instance_id INTO iid FROM pganalytics.instances i WHERE i.name = p_instance;
+    IF p_instance IS NOT NULL AND iid IS NULL THEN
         RAISE EXCEPTION 'analyze_query_performance: unknown instance %', pg_catalog.quote_literal(p_instance)
             USING ERRCODE = 'no_data_found';
     END IF;
+    SELECT array_agg(i.instance_id), array_agg(i.name) INTO ids, names
+    FROM pganalytics.instances i WHERE iid IS NULL OR i.instance_id = iid;
     RETURN QUERY
     WITH totals AS (
         SELECT qs.instance_id, qs.queryid,
@@ -82,16 +92,14 @@ BEGIN
                sum(qs.temp_blks_written) AS temp_written, sum(qs.rows) AS nrows,
                sum(qs.total_plan_time) AS plan_time, max(qs.max_exec_time) AS max_time
         FROM pganalytics.query_stats qs
-        JOIN pganalytics.instances i USING (instance_id)
-        WHERE p_instance IS NULL OR i.name = p_instance
+        WHERE iid IS NULL OR qs.instance_id = iid
         GROUP BY qs.instance_id, qs.queryid
         HAVING sum(qs.calls) >= p_min_calls
     ), recent AS (
         -- every delta of the window, read once
         SELECT d.instance_id, d.queryid, d.collected_at, d.toplevel, d.calls, d.total_exec_time
         FROM pganalytics.query_stat_deltas d
-        JOIN pganalytics.instances i USING (instance_id)
-        WHERE (p_instance IS NULL OR i.name = p_instance)
+        WHERE (iid IS NULL OR d.instance_id = iid)
           AND d.collected_at > now() - p_window
     ), instance_time AS (
         -- the instance's top-level execution time per interval (nested statements are
@@ -177,7 +185,7 @@ BEGIN
                END
                FROM unnest(f.why) AS r), ' '), ''), 'No problem found.')
     FROM flagged f
-    JOIN pganalytics.instances i ON i.instance_id = f.instance_id
+    JOIN unnest(ids, names) AS i(instance_id, name) ON i.instance_id = f.instance_id
     LEFT JOIN pganalytics.query_texts qt ON qt.instance_id = f.instance_id AND qt.queryid = f.queryid
     ORDER BY (('latency_regression' = ANY (f.why)) OR f.too_erratic) DESC, f.total_time DESC, f.queryid;
 END

@@ -381,3 +381,25 @@ def test_maintain_and_read_series_on_workers(store, collector_dsn):
             assert raw == {
                 (str(k), RECENT_T0 + timedelta(minutes=m, seconds=30 * h)): recent_value(i, m, h, k, "host")
                 for k in range(SOURCES["host"]) for m in range(RECENT_MINUTES) for h in (0, 1)}, name
+
+
+def test_query_analysis_on_workers(store, collector_dsn):
+    """api_query_analysis() and analyze_query_performance() on the coordinator, as a login role
+    of the gateway and one of the admins, over instances on both workers."""
+    role = f"pga_api_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN IN ROLE pganalytics_gateway, pganalytics_admin")
+    try:
+        with psycopg.connect(store.dsn.replace("user=postgres", f"user={role}")) as conn:
+            for name in INSTANCES:
+                rows = conn.execute("SELECT instance, queryid, calls FROM pganalytics.api_query_analysis(%s, '30 days', 1)",
+                                    (name,)).fetchall()
+                assert sorted(rows) == [(name, 1000 + q, 10 * CYCLES) for q in range(QUERIES)], name
+            every = conn.execute("SELECT instance, queryid FROM pganalytics.analyze_query_performance(NULL, '30 days', 1)"
+                                 ).fetchall()
+            assert {name for name, _ in every} >= set(INSTANCES) and len(every) >= len(INSTANCES) * QUERIES
+    finally:
+        with psycopg.connect(store.dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

@@ -144,7 +144,7 @@ def test_two_daemons_collect_every_target_exactly_once(store_dsn, target_dsn, tm
         runner.start()
     try:
         wait_for(lambda: (lambda seen: set(seen) == set(EVERY) and min(seen.values()) >= 2)(
-            snapshots_per_target(store_dsn)), timeout=30, what="two cycles of every target")
+            snapshots_per_target(store_dsn)), timeout=90, what="two cycles of every target")
     finally:
         for d in daemons:
             d.request_stop()

@@ -366,6 +366,19 @@ def test_maintain_and_read_series_on_workers(store, collector_dsn):
             means = [(recent_value(i, m, 0, k, source) + recent_value(i, m, 1, k, source)) / 2 for m in range(complete)]
             assert n == complete and mean == pytest.approx(sum(means) / len(means)), (metric, labels, iid)
 
+        # A late frame (another source, in minute 0, long rolled up) from each instance: the
+        # next call rebuilds that minute on the workers from all its frames.
+        late = [SamplesBatch(name, "pg_stat_database", RECENT_T0 + timedelta(seconds=10),
+                             [("late_value", {}, "gauge", 7.0 + i)], []) for i, name in enumerate(NOW_INSTANCES)]
+        with psycopg.connect(collector_dsn) as cconn:
+            assert Sink(cconn).deliver_group(late) == len(late)
+        rebuilt = one(conn, "SELECT pganalytics.maintain()")
+        assert rebuilt["late_minutes"] == len(NOW_INSTANCES), rebuilt
+        assert conn.execute(
+            "SELECT i.name, r.n, r.sum FROM pganalytics.rollups_1m r JOIN pganalytics.series s USING (instance_id, series_id) "
+            "JOIN pganalytics.instances i USING (instance_id) WHERE s.metric = 'late_value' ORDER BY 1").fetchall() == [
+                (name, 1, 7.0 + i) for i, name in enumerate(NOW_INSTANCES)]
+
         # read_series on both workers' instances: 1m from the rollups (and the newest, not yet
         # rolled-up minute from the raw frames), raw as delivered.
         t_from, t_to = RECENT_T0, RECENT_T0 + timedelta(minutes=RECENT_MINUTES)
@@ -403,3 +416,12 @@ def test_query_analysis_on_workers(store, collector_dsn):
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_api_tokens_on_citus(store):
+    """A token added and revoked on the coordinator (api_tokens is a reference table)."""
+    with psycopg.connect(store.dsn, autocommit=True) as conn:
+        one(conn, "SELECT pganalytics.api_add_token('citus-token', sha256('secret'))")
+        first = one(conn, "SELECT pganalytics.api_revoke_token('citus-token')")
+        assert one(conn, "SELECT pganalytics.api_revoke_token('citus-token')") == first  # the earlier time
+        assert one(conn, "SELECT revoked_at FROM pganalytics.api_tokens WHERE name = 'citus-token'") == first

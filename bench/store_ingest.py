@@ -15,7 +15,8 @@ Starts one throwaway cluster (loopback; shared_buffers 4GB, max_wal_size 16GB, a
 - product: the simulated fleet sends `--seconds` of sample time (a snapshot of every instance
   every `--interval-s`) through Sink.deliver_group (the collector's grouped COPY of frames +
   one ingest_samples() call per group of 200 batches: ledger, layouts, idempotency), from 1
-  or 2 delivery processes splitting the instances, while a third connection calls
+  or 2 delivery processes splitting the instances (each warmed up first with one snapshot
+  of its instances, as a running collector is), while a third connection calls
   pganalytics.maintain() back to back (rollups 1m/5m/15m/1h, series state, retention), as the
   daemon does. The clock stops when the last sample is delivered AND maintain() has rolled up
   every complete minute: rollups and state are part of the measured work.
@@ -88,24 +89,24 @@ def register(dsn: str, names: list[str], series: list, t0: datetime) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pganalytics.register_instance(n, 'service=' || n) FROM unnest(%s::text[]) AS n",
                      (names,))
-    # series ids through the real path: one delivery of a snapshot far before the run
-    with psycopg.connect(dsn) as conn:
-        sink = Sink(conn)
-        at = t0 - timedelta(minutes=2)
-        for i in range(0, len(names), GROUP):
-            with sink.transaction():
-                sink.deliver_group([SamplesBatch(n, "warmup", at, [(m, lab, k, 0.0) for m, lab, k in series])
-                                    for n in names[i:i + GROUP]])
 
 
 def deliver_stream(dsn: str, names: list[str], series: list, seconds: int, interval: float,
-                   t0: datetime, done: mp.Queue) -> None:
-    """One delivery process: every tick, a snapshot of each of its instances, in groups."""
+                   t0: datetime, done: mp.Queue, start) -> None:
+    """One delivery process: every tick, a snapshot of each of its instances, in groups. It
+    first delivers one warm-up snapshot (2 min before the run) so its connection knows its
+    series and layouts, as a running collector's does, then waits for the start."""
     variants = [values_for(series, v, 7) for v in range(4)]
     templates = [[(m, lab, k, 0.0) for m, lab, k in series]]
     stored = 0
     with psycopg.connect(dsn) as conn:
         sink = Sink(conn)
+        warm = [(m, lab, k, 0.0) for m, lab, k in series]
+        for i in range(0, len(names), GROUP):
+            with sink.transaction():
+                sink.deliver_group([SamplesBatch(n, "host", t0 - timedelta(minutes=2), warm)
+                                    for n in names[i:i + GROUP]])
+        start.wait()  # a barrier: every stream warm, then the clock starts
         ticks = int(seconds / interval)
         pending: list[SamplesBatch] = []
         for tick in range(ticks):
@@ -208,10 +209,14 @@ def run_product(dsn: str, names: list[str], series: list, seconds: int, interval
     parts = [names[i::streams] for i in range(streams)]
     with psycopg.connect(dsn, autocommit=True) as m:
         runs = 0
-        started = time.perf_counter()
-        procs = [ctx.Process(target=deliver_stream, args=(dsn, p, series, seconds, interval, t0, done)) for p in parts]
+        start = ctx.Barrier(streams + 1)
+        procs = [ctx.Process(target=deliver_stream, args=(dsn, p, series, seconds, interval, t0, done, start))
+                 for p in parts]
         for p in procs:
             p.start()
+        m.execute("SELECT pganalytics.maintain()")  # rolls nothing yet: the warm-up minute is not complete
+        start.wait()
+        started = time.perf_counter()
         reader = Reader(dsn, names[0], series[0][0], t0, seconds)
         reader.start()
         maintain_s = 0.0

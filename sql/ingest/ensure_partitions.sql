@@ -3,7 +3,7 @@
 -- costs one catalog lookup. Partitions are named <parent>_pYYYYMMDD after their first day.
 -- Runs as its caller: the ingest and maintenance functions, as the store's owner.
 CREATE OR REPLACE FUNCTION pganalytics.ensure_partitions(p_parent regclass, p_from timestamptz, p_to timestamptz)
-RETURNS int
+RETURNS int  -- partitions created (or found created meanwhile by a concurrent caller)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -34,17 +34,19 @@ BEGIN
     WHILE day <= last_day LOOP
         part_name := pg_catalog.format('%s_p%s', parent, to_char(day, 'YYYYMMDD'));
         IF to_regclass(pg_catalog.format('pganalytics.%I', part_name)) IS NULL THEN
-            -- Serialise creators of the same partition; re-check after the lock.
+            -- Serialise creators of the same partition. IF NOT EXISTS, not a re-check with
+            -- to_regclass(): an advisory lock processes no catalog invalidations, so the
+            -- re-check could miss the partition the lock holder just committed (two collectors'
+            -- first batches of a day: "relation ... already exists"); CREATE's own namespace
+            -- lock does process them.
             PERFORM pg_advisory_xact_lock(hashtext('pganalytics.partition.' || part_name));
-            IF to_regclass(pg_catalog.format('pganalytics.%I', part_name)) IS NULL THEN
-                EXECUTE pg_catalog.format(
-                    'CREATE TABLE pganalytics.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)%s',
-                    part_name, p_parent,
-                    (day::timestamp AT TIME ZONE 'UTC'), ((day + width)::timestamp AT TIME ZONE 'UTC'),
-                    -- frames of up to 8 kB stay inline: moving a value array to TOAST doubles the writes
-                    CASE parent WHEN 'sample_frames' THEN ' WITH (toast_tuple_target = 8160)' ELSE '' END);
-                created := created + 1;
-            END IF;
+            EXECUTE pg_catalog.format(
+                'CREATE TABLE IF NOT EXISTS pganalytics.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)%s',
+                part_name, p_parent,
+                (day::timestamp AT TIME ZONE 'UTC'), ((day + width)::timestamp AT TIME ZONE 'UTC'),
+                -- frames of up to 8 kB stay inline: moving a value array to TOAST doubles the writes
+                CASE parent WHEN 'sample_frames' THEN ' WITH (toast_tuple_target = 8160)' ELSE '' END);
+            created := created + 1;
         END IF;
         day := (day + width)::date;
     END LOOP;

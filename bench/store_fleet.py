@@ -38,11 +38,11 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from delivery_throughput import QueryStatsBatch, RowsBatch, prepare_target  # noqa: E402
+from delivery_throughput import prepare_target  # noqa: E402
 
 from pganalytics import localpg, store  # noqa: E402
 from pganalytics.collector import pgss  # noqa: E402
-from pganalytics.collector.batch import SamplesBatch  # noqa: E402
+from pganalytics.collector.batch import QueryStatsBatch, RowsBatch, SamplesBatch  # noqa: E402
 from pganalytics.collector.cycle import run_cycle  # noqa: E402
 from pganalytics.collector.delivery import Delivery  # noqa: E402
 from pganalytics.collector.spool import Spool  # noqa: E402

@@ -129,6 +129,23 @@ def deliver_stream(dsn: str, names: list[str], series: list, seconds: int, inter
     done.put(stored)
 
 
+def timed_copy(dsn: str, table: str, columns: str, payload: bytes) -> tuple[float, int]:
+    """Seconds to binary-COPY `payload` into a new UNLOGGED heap without index, and its rows."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}; CREATE UNLOGGED TABLE {table} ({columns}) "
+                     "WITH (toast_tuple_target = 8160)")
+        with conn.cursor() as cur:
+            started = time.perf_counter()
+            with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+                step = 8 << 20
+                for i in range(0, len(payload), step):
+                    copy.write(payload[i:i + step])
+            elapsed = time.perf_counter() - started
+        rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        conn.execute(f"DROP TABLE {table}")
+    return elapsed, rows
+
+
 def ceiling(dsn: str, names: list[str], series: list, samples: int) -> float:
     """Binary COPY of `samples` rows (instance_id, series_id, ts, value) into an UNLOGGED heap."""
     n = samples
@@ -141,18 +158,7 @@ def ceiling(dsn: str, names: list[str], series: list, samples: int) -> float:
     rows["ts"] = 800_000_000_000_000 + (np.arange(n) // (per * len(names))) * 1_000_000
     rows["v"] = np.random.default_rng(1).normal(100, 5, n)
     payload = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0) + rows.tobytes() + struct.pack(">h", -1)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS ceiling; CREATE UNLOGGED TABLE ceiling "
-                     "(instance_id int, series_id int, ts timestamptz, value float8)")
-        with conn.cursor() as cur:
-            started = time.perf_counter()
-            with cur.copy("COPY ceiling FROM STDIN (FORMAT BINARY)") as copy:
-                step = 8 << 20
-                for i in range(0, len(payload), step):
-                    copy.write(payload[i:i + step])
-            elapsed = time.perf_counter() - started
-        got = conn.execute("SELECT count(*) FROM ceiling").fetchone()[0]
-        conn.execute("DROP TABLE ceiling")
+    elapsed, got = timed_copy(dsn, "ceiling", "instance_id int, series_id int, ts timestamptz, value float8", payload)
     assert got == n
     return n / elapsed
 
@@ -163,17 +169,8 @@ def frames_ceiling(dsn: str, series: list, frames: int) -> float:
     vals = frame_format.float8_values([float(i) for i in range(len(series))])
     payload = b"".join([frame_format.SIGNATURE, *(frame_format.frame_row(i, 1, vals) for i in range(frames)),
                         frame_format.TRAILER])
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS ceiling_frames; CREATE UNLOGGED TABLE ceiling_frames "
-                     "(batch_no int, layout_id int, vals bytea) WITH (toast_tuple_target = 8160)")
-        with conn.cursor() as cur:
-            started = time.perf_counter()
-            with cur.copy("COPY ceiling_frames FROM STDIN (FORMAT BINARY)") as copy:
-                step = 8 << 20
-                for i in range(0, len(payload), step):
-                    copy.write(payload[i:i + step])
-            elapsed = time.perf_counter() - started
-        conn.execute("DROP TABLE ceiling_frames")
+    elapsed, got = timed_copy(dsn, "ceiling_frames", "batch_no int, layout_id int, vals bytea", payload)
+    assert got == frames
     return frames * len(series) / elapsed
 
 

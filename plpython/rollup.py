@@ -4,7 +4,8 @@ A frame is one snapshot of one instance: the values of a fixed list of series (i
 one time. Frames of the same (instance, minute, layout) stack into a matrix whose columns are
 series, so count/sum/min/max/last are column reductions: no per-sample Python and no sort.
 A series that appears in two layouts within one minute (its source's series set changed) is
-merged afterwards, on the far smaller aggregated rows.
+merged afterwards, on the far smaller aggregated rows. The frames come grouped by SQL
+(sql/store/rollup_minutes.sql), their values concatenated: one numpy view a group.
 
 Runs inside PostgreSQL (sql/store/rollup_minutes.sql) on numpy 1.24 through 2.x: only
 long-stable numpy API is used. Non-finite values (NaN, +/-inf) are stored raw but left out of
@@ -97,40 +98,6 @@ def _merge_duplicates(out):
     merged["last"] = out["last"][order][latest][ends]
     merged["last_at"] = last_at[latest][ends]
     return merged
-
-
-def minute_rollups(frames, layouts, bucket_s=60):
-    """Rollups of `frames`, an iterable of (instance_id, epoch_s, layout_id, values) in any
-    order, where layouts maps layout_id -> sequence of series ids. Returns a dict of equal-length
-    numpy arrays (COLUMNS, plus last_at: the epoch of each row's last value); bucket is the
-    epoch of the bucket's start."""
-    groups: dict = {}
-    for instance_id, epoch, layout_id, values in frames:
-        bucket = float(np.floor(epoch / bucket_s) * bucket_s)
-        entry = groups.get((instance_id, bucket, layout_id))
-        if entry is None:
-            entry = groups[(instance_id, bucket, layout_id)] = ([], [])
-        entry[0].append(epoch)
-        entry[1].append(values)
-    if not groups:
-        return _empty()
-    id_arrays: dict = {}
-    parts = []
-    for (instance_id, bucket, layout_id), (epochs, rows) in groups.items():
-        ids = id_arrays.get(layout_id)
-        if ids is None:
-            if layout_id not in layouts:
-                raise KeyError(f"frames name layout {layout_id}, which was not passed")
-            ids = id_arrays[layout_id] = np.asarray(layouts[layout_id], dtype=np.int64)
-        if len(epochs) > 1:
-            order = np.argsort(np.asarray(epochs), kind="stable")
-            epochs = [epochs[i] for i in order]
-            rows = [rows[i] for i in order]
-        if any(len(r) != ids.size for r in rows):
-            raise ValueError(f"instance {instance_id}: a frame's values do not match its layout ({ids.size} series)")
-        parts.append(_reduce_group(instance_id, bucket, ids, epochs, np.stack(rows)))
-    out = {col: np.concatenate([p[col] for p in parts]) for col in parts[0]}
-    return _merge_duplicates(out)
 
 
 def grouped_rollups(groups, layouts):

@@ -3,16 +3,7 @@
 -- (series, bucket): the per-series access path (reading one series scans no other). For a
 -- counter, last is the counter's value at the end of the bucket and rates come from
 -- consecutive lasts (read_series). Partitioned by day (retention.15m drops them).
-CREATE TABLE pganalytics.rollups_15m (
-    instance_id int         NOT NULL,
-    series_id   int         NOT NULL,
-    bucket      timestamptz NOT NULL,
-    n           int         NOT NULL,
-    sum         float8      NOT NULL,
-    min         float8      NOT NULL,
-    max         float8      NOT NULL,
-    last        float8      NOT NULL,
-    PRIMARY KEY (instance_id, series_id, bucket)
-) PARTITION BY RANGE (bucket);
+-- The same columns and key as rollups_1m.
+CREATE TABLE pganalytics.rollups_15m (LIKE pganalytics.rollups_1m INCLUDING ALL) PARTITION BY RANGE (bucket);
 GRANT SELECT ON pganalytics.rollups_15m TO pganalytics_admin;
 -- downgrade: DROP TABLE pganalytics.rollups_15m;

@@ -6,6 +6,7 @@
 -- key of one table: no other series is read. The newest buckets not rolled up yet come from
 -- the raw frames of that instance alone (at most rollup.settle plus one bucket).
 -- depends: store/frame_values.sql
+-- depends: store/frame_value.sql
 CREATE OR REPLACE FUNCTION pganalytics.read_series(
     p_instance   text,
     p_metric     text,
@@ -75,7 +76,7 @@ BEGIN
                    r.v, r.v, 1, res
             FROM (SELECT x.*, lag(x.v) OVER w AS prev, lag(x.ts) OVER w AS prev_ts
                   FROM (SELECT s.series_id, s.labels, s.kind, f.ts,
-                               (pganalytics.frame_values(f.vals))[array_position(l.series_ids, s.series_id)] AS v
+                               pganalytics.frame_value(f.vals, array_position(l.series_ids, s.series_id)) AS v
                         FROM pganalytics.series s
                         JOIN pganalytics.sample_layouts l ON l.instance_id = iid AND s.series_id = ANY (l.series_ids)
                         JOIN pganalytics.sample_frames f ON f.instance_id = iid AND f.layout_id = l.layout_id

@@ -153,7 +153,9 @@ class Delivery:
             if not (self.fast_path and self._deliver_together(sink, batches)):
                 self._deliver_each(sink, batches)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            log.warning("store connection lost (%s): spooling", exc)
+            # a lost connection, or a store that cannot take it now (its disk full, ...): said
+            # with the store's own words, and retried from the spool
+            log.warning("store unavailable (%s): spooling, retrying in %.0f s", str(exc).strip(), self.retry_s)
             sink.conn.close()
             self._sink = None
             self._next_try = time.monotonic() + self.retry_s

@@ -70,6 +70,9 @@ BEGIN
             END IF;
             merged := pganalytics.merge_query_stats(my_xid, p_batch_no, p_instance_id, p_collected_at,
                                                     prev_at, p_stats_reset);
+            UPDATE pganalytics.pgss_info i
+            SET query_entries = (SELECT count(*) FROM pganalytics.query_stats q WHERE q.instance_id = p_instance_id)
+            WHERE i.instance_id = p_instance_id;
         END IF;
     END IF;
     -- Consume the staged rows: a later call in the same transaction must not see them.

@@ -13,6 +13,8 @@ CREATE OR REPLACE FUNCTION pganalytics.roll_up_minutes(
     OUT rollup_rows bigint, OUT state_rows bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+-- a chunk is ~3 M samples, ~50,000 series-minutes: its joins and sorts spilled to disk at 4 MB
+SET work_mem = '64MB'
 AS $$
 BEGIN
     PERFORM pganalytics.ensure_partitions('pganalytics.rollups_1m', min(a), max(b))
@@ -28,42 +30,60 @@ BEGIN
         RETURN;
     END IF;
     IF (SELECT bool_and(r.b - r.a = interval '1 minute') FROM unnest(p_from, p_to) AS r(a, b)) THEN
-        -- The steady state (maintain() every minute): one new minute a series, Welford's update
-        -- and one EWMA step as a plain join of the new rows with the state; no windows.
+        -- The steady state (maintain() every minute): one new minute a series, folded in by
+        -- the upsert itself. Its proposed row is the state of a series seen for the first
+        -- time (a gauge: n 1, its mean; a counter: n 0, no rate yet), which also tells the
+        -- conflict branch the kind (n 1 or 0) and carries the minute's mean (gauges), last
+        -- value and bucket; there, X is the value fed (the gauge's mean, or the counter's
+        -- per-second rate since the state's minute; NULL across a reset) and Welford's step
+        -- and one EWMA step read the old state (s.*). No join with the state, no sort.
         WITH written AS (
             INSERT INTO pganalytics.rollups_1m AS o (instance_id, series_id, bucket, n, sum, min, max, last)
             SELECT r.instance_id, r.series_id, to_timestamp(r.bucket), r.n, r.sum, r.min, r.max, r.last
             FROM pganalytics.rollup_minutes(p_instance_ids, p_from, p_to) AS r
             RETURNING o.instance_id, o.series_id, o.bucket, o.n, o.sum, o.last),
         kinds AS MATERIALIZED (
-            SELECT se.instance_id, se.series_id, se.kind FROM pganalytics.series se
+            SELECT se.instance_id, se.series_id, se.kind = 'gauge' AS gauge FROM pganalytics.series se
             WHERE se.instance_id = ANY (p_instance_ids)),
-        states AS MATERIALIZED (
-            SELECT st.* FROM pganalytics.series_state st WHERE st.instance_id = ANY (p_instance_ids)),
-        fed AS (
-            SELECT w.instance_id, w.series_id, w.bucket, w.last, coalesce(st.n, 0) AS n0,
-                   coalesce(st.mean, 0) AS mean0, coalesce(st.m2, 0) AS m20, st.ewma, st.last_value,
-                   CASE WHEN se.kind = 'gauge' THEN w.sum / w.n
-                        WHEN w.last >= st.counter_last AND w.bucket > st.last_bucket
-                        THEN (w.last - st.counter_last) / extract(epoch FROM w.bucket - st.last_bucket) END AS x
-            FROM written w
-            JOIN kinds se ON se.instance_id = w.instance_id AND se.series_id = w.series_id
-            LEFT JOIN states st ON st.instance_id = w.instance_id AND st.series_id = w.series_id),
-        stepped AS (
-            SELECT f.*, CASE WHEN f.x IS NULL THEN f.mean0 ELSE f.mean0 + (f.x - f.mean0) / (f.n0 + 1) END AS mean1
-            FROM fed f),
         folded AS (
             INSERT INTO pganalytics.series_state AS s
                 (instance_id, series_id, n, mean, m2, ewma, last_value, last_bucket, counter_last, updated_at)
-            SELECT t.instance_id, t.series_id, t.n0 + (t.x IS NOT NULL)::int, t.mean1,
-                   CASE WHEN t.x IS NULL THEN t.m20 ELSE t.m20 + (t.x - t.mean0) * (t.x - t.mean1) END,
-                   CASE WHEN t.x IS NULL THEN t.ewma ELSE coalesce((1 - p_alpha) * t.ewma + p_alpha * t.x, t.x) END,
-                   coalesce(t.x, t.last_value), t.bucket, t.last, now()
-            FROM stepped t
+            SELECT w.instance_id, w.series_id, k.gauge::int, CASE WHEN k.gauge THEN w.sum / w.n ELSE 0 END, 0,
+                   CASE WHEN k.gauge THEN w.sum / w.n END, CASE WHEN k.gauge THEN w.sum / w.n END,
+                   w.bucket, w.last, now()
+            FROM written w JOIN kinds k ON k.instance_id = w.instance_id AND k.series_id = w.series_id
             ON CONFLICT (instance_id, series_id) DO UPDATE SET
-                n = EXCLUDED.n, mean = EXCLUDED.mean, m2 = EXCLUDED.m2, ewma = EXCLUDED.ewma,
-                last_value = EXCLUDED.last_value, last_bucket = EXCLUDED.last_bucket,
-                counter_last = EXCLUDED.counter_last, updated_at = EXCLUDED.updated_at
+                n = s.n + (CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
+                                WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
+                                THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
+                           END IS NOT NULL)::int,
+                mean = coalesce(s.mean + (CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
+                                               WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
+                                               THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
+                                          END - s.mean) / (s.n + 1), s.mean),
+                m2 = coalesce(s.m2 + (CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
+                                           WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
+                                           THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
+                                      END - s.mean)
+                                   * (CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
+                                           WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
+                                           THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
+                                      END - s.mean) * s.n / (s.n + 1), s.m2),
+                ewma = coalesce((1 - p_alpha) * s.ewma + p_alpha * (
+                                    CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
+                                         WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
+                                         THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
+                                    END),
+                                CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
+                                     WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
+                                     THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
+                                END, s.ewma),
+                last_value = coalesce(CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
+                                           WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
+                                           THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
+                                      END, s.last_value),
+                last_bucket = EXCLUDED.last_bucket, counter_last = EXCLUDED.counter_last,
+                updated_at = EXCLUDED.updated_at
             RETURNING 1)
         SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM folded) INTO rollup_rows, state_rows;
         RETURN;

@@ -64,3 +64,33 @@ def test_values_not_matching_their_layout_are_refused():
         rollup.grouped_rollups([(1, 0.0, 1, [0.0], struct.pack(">2d", 1, 2))], {1: [10]})
     with pytest.raises(KeyError, match="layout 9"):
         rollup.grouped_rollups([(1, 0.0, 9, [0.0], struct.pack(">d", 1))], {})
+
+
+def expand(rows, layouts):
+    """minute_groups() rows as the plain rows rollup_minutes() makes of them in SQL."""
+    out = {}
+    for inst, bucket, layout_id, series_ids, n_all, n, total, lo, hi, last in rows:
+        ids = layouts[layout_id] if layout_id is not None else series_ids
+        assert (layout_id is None) == (n_all is None) == (series_ids is not None) == (n is not None)
+        assert len(ids) == len(total) == len(lo) == len(hi) == len(last)
+        for k, sid in enumerate(ids):
+            out[(inst, sid, bucket)] = (n_all if n is None else n[k], total[k], lo[k], hi[k], last[k])
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_minute_groups_hold_the_same_rollups_as_arrays(seed):
+    frames, layouts = frames_of(seed)
+    groups: dict = {}
+    for inst, epoch, layout, vals in sorted(frames, key=lambda f: f[1]):
+        g = groups.setdefault((inst, math.floor(epoch / 60) * 60, layout), ([], []))
+        g[0].append(epoch)
+        g[1].append(struct.pack(f">{len(vals)}d", *vals))
+    flat = [(i, b, lay, e, b"".join(v)) for (i, b, lay), (e, v) in groups.items()]
+    rows = rollup.minute_groups(flat, layouts)
+    assert expand(rows, layouts) == as_dict(rollup.grouped_rollups(flat, layouts))
+    # one layout a minute, all finite: the compact form (the layout's order, one count)
+    clean = [g for g in flat if g[2] == 1 and all(math.isfinite(v) for v in np.frombuffer(g[4], ">f8"))]
+    compact = rollup.minute_groups(clean, layouts)
+    assert compact and all(r[2] == 1 and r[3] is None and r[4] == len(g[3]) for r, g in zip(compact, clean))
+    assert expand(compact, layouts) == as_dict(rollup.grouped_rollups(clean, layouts))

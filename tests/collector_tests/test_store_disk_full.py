@@ -70,7 +70,9 @@ def tiny_tablespace(store_dsn, request):
 
 def frames_stored(store_dsn: str) -> tuple[int, int]:
     with psycopg.connect(store_dsn) as conn:
-        return conn.execute("SELECT count(*), count(DISTINCT ts) FROM pganalytics.sample_frames").fetchone()
+        row = conn.execute("SELECT count(*), count(DISTINCT ts) FROM pganalytics.sample_frames").fetchone()
+    assert row is not None
+    return row[0], row[1]
 
 
 def test_a_full_store_disk_is_reported_and_nothing_is_lost(store_dsn, tiny_tablespace, tmp_path, caplog):

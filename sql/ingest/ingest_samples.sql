@@ -27,7 +27,7 @@ SET search_path = pg_catalog, pg_temp
 -- Its joins are of the call's arrays (estimated at 10 rows) with the staging table (analyzed
 -- empty, estimated at 1): a nested loop re-reads one side per row of the other, quadratic in
 -- the group (200 batches: 40,000 rows, and it grew the call 5x). Hash joins are linear; the
--- index lookups are written as subqueries, which this does not touch.
+-- instance lookups are written as subqueries, which this does not touch.
 SET enable_nestloop = off
 AS $$
 DECLARE
@@ -90,28 +90,36 @@ BEGIN
     -- that batch's instance and holds one value per series of it. Lower numbers are earlier
     -- calls' (consumed) rows: the collector numbers batches upwards within a transaction, and
     -- the index range skips them. Again one pass to know, then one query to say what.
-    SELECT count(*) FILTER (WHERE b.batch_no IS NULL OR octet_length(s.vals) IS DISTINCT FROM 8 * (
-                                SELECT cardinality(l.series_ids) FROM pganalytics.sample_layouts l
-                                WHERE l.instance_id = b.instance_id AND l.layout_id = s.layout_id))
-           + count(*) - count(DISTINCT s.batch_no) AS problems
+    -- (Layouts as a materialized result, not a correlated subquery: Citus joins no local
+    -- table, the staging one, to a distributed one directly.)
+    WITH staged AS MATERIALIZED (
+        SELECT s.batch_no, s.layout_id, octet_length(s.vals) AS bytes, b.instance_id, b.batch_no AS listed
+        FROM pganalytics.sample_frames_stage s
+        LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
+        WHERE s.stage_xid = my_xid AND s.batch_no >= min_no),
+    layouts AS MATERIALIZED (
+        SELECT l.instance_id, l.layout_id, cardinality(l.series_ids) AS n FROM pganalytics.sample_layouts l
+        WHERE l.instance_id = ANY (p_instance_ids) AND l.layout_id IN (SELECT st.layout_id FROM staged st))
+    SELECT count(*) FILTER (WHERE st.listed IS NULL OR st.bytes IS DISTINCT FROM 8 * l.n)
+           + count(*) - count(DISTINCT st.batch_no) AS problems
     INTO bad
-    FROM pganalytics.sample_frames_stage s
-    LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
-    WHERE s.stage_xid = my_xid AND s.batch_no >= min_no;
+    FROM staged st LEFT JOIN layouts l ON l.instance_id = st.instance_id AND l.layout_id = st.layout_id;
     IF bad.problems > 0 THEN
         WITH staged AS MATERIALIZED (
             SELECT s.batch_no, s.layout_id, octet_length(s.vals) AS bytes, b.instance_id, b.batch_no AS listed,
                    count(*) OVER (PARTITION BY s.batch_no) AS copies
             FROM pganalytics.sample_frames_stage s
             LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
-            WHERE s.stage_xid = my_xid AND s.batch_no >= min_no)
-        SELECT st.batch_no, st.layout_id, st.instance_id, st.bytes, cardinality(l.series_ids) AS n, st.copies,
+            WHERE s.stage_xid = my_xid AND s.batch_no >= min_no),
+        layouts AS MATERIALIZED (
+            SELECT l.instance_id, l.layout_id, cardinality(l.series_ids) AS n FROM pganalytics.sample_layouts l
+            WHERE l.instance_id = ANY (p_instance_ids) AND l.layout_id IN (SELECT st.layout_id FROM staged st))
+        SELECT st.batch_no, st.layout_id, st.instance_id, st.bytes, l.n, st.copies,
                CASE WHEN st.listed IS NULL THEN 'unlisted' WHEN st.copies > 1 THEN 'copies'
-                    WHEN l.layout_id IS NULL THEN 'layout' ELSE 'shape' END AS problem
+                    WHEN l.n IS NULL THEN 'layout' ELSE 'shape' END AS problem
         INTO bad
-        FROM staged st
-        LEFT JOIN pganalytics.sample_layouts l ON l.instance_id = st.instance_id AND l.layout_id = st.layout_id
-        WHERE st.listed IS NULL OR st.copies > 1 OR l.layout_id IS NULL OR st.bytes <> 8 * cardinality(l.series_ids)
+        FROM staged st LEFT JOIN layouts l ON l.instance_id = st.instance_id AND l.layout_id = st.layout_id
+        WHERE st.listed IS NULL OR st.copies > 1 OR l.n IS NULL OR st.bytes <> 8 * l.n
         ORDER BY st.batch_no
         LIMIT 1;
         IF bad.problem = 'unlisted' THEN

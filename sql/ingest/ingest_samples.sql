@@ -178,7 +178,7 @@ BEGIN
         FROM (SELECT u.instance_id, max(u.collected_at) AS collected_at
               FROM unnest(new_iids, new_ats) AS u(instance_id, collected_at) GROUP BY u.instance_id) n
         WHERE i.instance_id = n.instance_id AND i.instance_id = ANY (new_iids)  -- an index scan, then a hash join
-          AND (i.last_seen_at IS NULL OR n.collected_at >= i.last_seen_at + interval '10 seconds');
+          AND (i.last_seen_at IS NULL OR n.collected_at - i.last_seen_at >= interval '10 seconds');  -- immutable (Citus)
 
         -- In group order, so the newest name of a renamed database wins.
         PERFORM pganalytics.register_databases(array_agg(n.instance_id ORDER BY d.ord),

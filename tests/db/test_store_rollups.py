@@ -114,8 +114,8 @@ def test_series_state_is_welford_and_ewma_over_minutes(store_conn, loaded):
 
 
 def test_state_is_the_same_whether_minutes_come_one_call_or_many(store_conn, store_dsn, loaded):
-    """Chan's combination over a backlog (r1: 28 minutes in one call) equals folding minute by
-    minute (r2: a call after each minute, the one-step path)."""
+    """A backlog (r1: 28 minutes in one call, folded minute by minute inside it) gives the state
+    a call after each minute gives (r2)."""
     store_conn.execute("SELECT pganalytics.register_instance('r2', 'service=r2')")
     for minute in range(30):
         deliver(store_dsn, [batch("r2", i) for i in range(6 * minute, 6 * (minute + 1))])

@@ -26,8 +26,9 @@ T0 = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(minute=0, second=
 BATCHES = 400  # 400 frames of 250 values: ~880 kB of heap, far more than the 256 kB disk
 
 
-def server_dir() -> tuple[Path, str]:
-    """A new directory the server can reach: (its path here, its path as the server sees it)."""
+def server_dir() -> tuple[Path, str, int]:
+    """A new directory the server can reach: (its path here, its path as the server sees it,
+    the uid of the server's postgres user, from its own root's /etc/passwd)."""
     suite = os.environ.get("PGANALYTICS_TEST_CHROOT")
     root = Path("/")
     if suite:
@@ -35,7 +36,9 @@ def server_dir() -> tuple[Path, str]:
 
         root = Path(__file__).resolve().parents[2] / ".cache" / f"chroot-{chroot.suite_for(suite)}"
     here = Path(tempfile.mkdtemp(prefix="pga-tblspc-", dir=root / "tmp"))
-    return here, "/" + str(here.relative_to(root))
+    uid = next(int(line.split(":")[2]) for line in (root / "etc" / "passwd").read_text().splitlines()
+               if line.startswith("postgres:"))
+    return here, "/" + str(here.relative_to(root)), uid
 
 
 @pytest.fixture
@@ -44,10 +47,9 @@ def tiny_tablespace(store_dsn, request):
         pytest.skip("mounting a tmpfs needs root")
     if request.config.getoption("--test-dsn"):
         pytest.skip("the server is not on this machine")
-    mount, seen_as = server_dir()
+    mount, seen_as, uid = server_dir()
     os.chmod(mount, 0o755)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount)], check=True)
-    uid = int(subprocess.run(["id", "-u", "postgres"], capture_output=True, text=True, check=True).stdout)
     os.chown(mount, uid, uid)
     name = f"tiny_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(store_dsn, autocommit=True) as conn:

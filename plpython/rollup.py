@@ -14,10 +14,6 @@ the rollups, so one bad reading cannot poison a minute's min, max or mean.
 import numpy as np
 
 COLUMNS = ("instance_id", "series_id", "bucket", "n", "sum", "min", "max", "last")
-# minute_groups() rows: a (instance, minute)'s rollups as arrays, in its layout's order when
-# layout_id is set (series_ids then NULL and every count n_all), else with explicit series
-# ids and counts (NaN/inf left out, or a series merged from two layouts).
-GROUP_COLUMNS = ("instance_id", "bucket", "layout_id", "series_ids", "n_all", "n", "sum", "min", "max", "last")
 
 # array_send() of a one-dimensional array without NULLs: a 20-byte header (ndim, has-nulls,
 # element type, length, lower bound), then each element as a big-endian length and value.
@@ -136,7 +132,10 @@ def _reduced_parts(groups, layouts):
 
 def minute_groups(groups, layouts):
     """Rollups of frames grouped by (instance, minute, layout) in SQL (as grouped_rollups()
-    takes them), one row (GROUP_COLUMNS) per (instance, minute): values leave PL/Python as
+    takes them), one row per (instance, minute): (instance_id, bucket, layout_id, series_ids,
+    n_all, n, sum, min, max, last), the last four arrays in the layout's order when layout_id
+    is set (series_ids and n then None, every count n_all), else with explicit series ids and
+    counts (NaN/inf left out, or a series merged from two layouts). Values leave PL/Python as
     four float arrays, not eight values a series (PL/Python converts each value it returns
     through its text form, ~2 us; the series ids come from the layout, in SQL)."""
     out = []

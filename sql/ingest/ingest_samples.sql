@@ -27,7 +27,7 @@ SET search_path = pg_catalog, pg_temp
 -- Its joins are of the call's arrays (estimated at 10 rows) with the staging table (analyzed
 -- empty, estimated at 1): a nested loop re-reads one side per row of the other, quadratic in
 -- the group (200 batches: 40,000 rows, and it grew the call 5x). Hash joins are linear; the
--- instance lookups are written as subqueries, which this does not touch.
+-- instance lookup is a subquery, which this does not touch.
 SET enable_nestloop = off
 AS $$
 DECLARE
@@ -53,88 +53,64 @@ BEGIN
        OR cardinality(p_db_batch_nos) IS DISTINCT FROM cardinality(p_datnames) THEN
         RAISE EXCEPTION 'ingest_samples: database batch numbers, datids and datnames must be arrays of the same length';
     END IF;
-    -- The listed batches: one pass that finds whether anything is wrong; only then the
-    -- queries that name what (each statement is a fixed cost of a call: this is the hot path).
-    SELECT count(*) FILTER (WHERE b.batch_no IS NULL OR b.instance_id IS NULL OR b.collected_at IS NULL
-                              OR b.source IS NULL OR b.source !~ '^[a-z][a-z0-9_]{0,62}$') AS bad_fields,
-           count(*) - count(DISTINCT b.batch_no) AS repeated,
-           count(*) FILTER (WHERE NOT EXISTS (SELECT FROM pganalytics.instances i
-                                              WHERE i.instance_id = b.instance_id)) AS unknown,
-           min(b.batch_no) AS min_no
-    INTO bad
-    FROM unnest(p_batch_nos, p_instance_ids, p_sources, p_collected_at) AS b(batch_no, instance_id, source, collected_at);
-    min_no := bad.min_no;
-    IF bad.bad_fields > 0 THEN
-        SELECT b.* INTO bad
-        FROM unnest(p_batch_nos, p_instance_ids, p_sources, p_collected_at) AS b(batch_no, instance_id, source, collected_at)
-        WHERE b.batch_no IS NULL OR b.instance_id IS NULL OR b.collected_at IS NULL
-           OR b.source IS NULL OR b.source !~ '^[a-z][a-z0-9_]{0,62}$'
-        LIMIT 1;
+    SELECT b.* INTO bad
+    FROM unnest(p_batch_nos, p_instance_ids, p_sources, p_collected_at) AS b(batch_no, instance_id, source, collected_at)
+    WHERE b.batch_no IS NULL OR b.instance_id IS NULL OR b.collected_at IS NULL
+       OR b.source IS NULL OR b.source !~ '^[a-z][a-z0-9_]{0,62}$'
+    LIMIT 1;
+    IF FOUND THEN
         RAISE EXCEPTION 'ingest_samples: batch % (instance %, source %, collected_at %): batch number, instance and collected_at must not be null and the source must be a lower-case identifier',
             bad.batch_no, bad.instance_id, pg_catalog.quote_nullable(bad.source), bad.collected_at;
-    ELSIF bad.repeated > 0 THEN
-        SELECT b.batch_no INTO bad FROM unnest(p_batch_nos) AS b(batch_no)
-        GROUP BY b.batch_no HAVING count(*) > 1 LIMIT 1;
+    END IF;
+    SELECT b.batch_no INTO bad FROM unnest(p_batch_nos) AS b(batch_no)
+    GROUP BY b.batch_no HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
         RAISE EXCEPTION 'ingest_samples: batch number % is listed twice', bad.batch_no
             USING ERRCODE = 'cardinality_violation';
-    ELSIF bad.unknown > 0 THEN
-        SELECT b.instance_id INTO bad FROM unnest(p_instance_ids) AS b(instance_id)
-        WHERE NOT EXISTS (SELECT FROM pganalytics.instances i WHERE i.instance_id = b.instance_id) LIMIT 1;
+    END IF;
+    SELECT b.instance_id INTO bad FROM unnest(p_instance_ids) AS b(instance_id)
+    WHERE NOT EXISTS (SELECT FROM pganalytics.instances i WHERE i.instance_id = b.instance_id) LIMIT 1;
+    IF FOUND THEN
         RAISE EXCEPTION 'ingest_samples: no instance with id %', bad.instance_id
             USING HINT = 'register it first with pganalytics.register_instance()';
     END IF;
     PERFORM pganalytics.ensure_ledger_partitions('ingest_samples', min(a), max(a)) FROM unnest(p_collected_at) AS a
         HAVING count(*) > 0;
+    SELECT min(n) INTO min_no FROM unnest(p_batch_nos) AS n;
     -- Every frame this transaction staged from the lowest listed batch number on belongs to a
     -- listed batch (rows left over would never be stored), one per batch, names a layout of
     -- that batch's instance and holds one value per series of it. Lower numbers are earlier
     -- calls' (consumed) rows: the collector numbers batches upwards within a transaction, and
-    -- the index range skips them. Again one pass to know, then one query to say what.
-    -- (Layouts as a materialized result, not a correlated subquery: Citus joins no local
-    -- table, the staging one, to a distributed one directly.)
+    -- the index range skips them. Layouts are a materialized result, not a correlated
+    -- subquery: Citus joins no local table (the staging one) to a distributed one directly.
     WITH staged AS MATERIALIZED (
-        SELECT s.batch_no, s.layout_id, octet_length(s.vals) AS bytes, b.instance_id, b.batch_no AS listed
+        SELECT s.batch_no, s.layout_id, octet_length(s.vals) AS bytes, b.instance_id, b.batch_no AS listed,
+               count(*) OVER (PARTITION BY s.batch_no) AS copies
         FROM pganalytics.sample_frames_stage s
         LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
         WHERE s.stage_xid = my_xid AND s.batch_no >= min_no),
     layouts AS MATERIALIZED (
         SELECT l.instance_id, l.layout_id, cardinality(l.series_ids) AS n FROM pganalytics.sample_layouts l
         WHERE l.instance_id = ANY (p_instance_ids) AND l.layout_id IN (SELECT st.layout_id FROM staged st))
-    SELECT count(*) FILTER (WHERE st.listed IS NULL OR st.bytes IS DISTINCT FROM 8 * l.n)
-           + count(*) - count(DISTINCT st.batch_no) AS problems
+    SELECT st.batch_no, st.layout_id, st.instance_id, st.bytes, l.n, st.copies,
+           CASE WHEN st.listed IS NULL THEN 'unlisted' WHEN st.copies > 1 THEN 'copies'
+                WHEN l.n IS NULL THEN 'layout' WHEN st.bytes <> 8 * l.n THEN 'shape' END AS problem
     INTO bad
-    FROM staged st LEFT JOIN layouts l ON l.instance_id = st.instance_id AND l.layout_id = st.layout_id;
-    IF bad.problems > 0 THEN
-        WITH staged AS MATERIALIZED (
-            SELECT s.batch_no, s.layout_id, octet_length(s.vals) AS bytes, b.instance_id, b.batch_no AS listed,
-                   count(*) OVER (PARTITION BY s.batch_no) AS copies
-            FROM pganalytics.sample_frames_stage s
-            LEFT JOIN unnest(p_batch_nos, p_instance_ids) AS b(batch_no, instance_id) ON b.batch_no = s.batch_no
-            WHERE s.stage_xid = my_xid AND s.batch_no >= min_no),
-        layouts AS MATERIALIZED (
-            SELECT l.instance_id, l.layout_id, cardinality(l.series_ids) AS n FROM pganalytics.sample_layouts l
-            WHERE l.instance_id = ANY (p_instance_ids) AND l.layout_id IN (SELECT st.layout_id FROM staged st))
-        SELECT st.batch_no, st.layout_id, st.instance_id, st.bytes, l.n, st.copies,
-               CASE WHEN st.listed IS NULL THEN 'unlisted' WHEN st.copies > 1 THEN 'copies'
-                    WHEN l.n IS NULL THEN 'layout' ELSE 'shape' END AS problem
-        INTO bad
-        FROM staged st LEFT JOIN layouts l ON l.instance_id = st.instance_id AND l.layout_id = st.layout_id
-        WHERE st.listed IS NULL OR st.copies > 1 OR l.n IS NULL OR st.bytes <> 8 * l.n
-        ORDER BY st.batch_no
-        LIMIT 1;
-        IF bad.problem = 'unlisted' THEN
-            RAISE EXCEPTION 'ingest_samples: a frame was staged for batch %, which is not listed', bad.batch_no
-                USING HINT = 'pass every staged batch number, once';
-        ELSIF bad.problem = 'copies' THEN
-            RAISE EXCEPTION 'ingest_samples: % frames were staged for batch % (one per batch)', bad.copies, bad.batch_no;
-        ELSIF bad.problem = 'layout' THEN
-            RAISE EXCEPTION 'ingest_samples: the frame of batch % names layout %, which is not a layout of instance %',
-                bad.batch_no, bad.layout_id, bad.instance_id
-                USING HINT = 'stage only layout ids from pganalytics.register_layouts() for that instance';
-        ELSE
-            RAISE EXCEPTION 'ingest_samples: the frame of batch % has % bytes of values for the % series of its layout (8 a value)',
-                bad.batch_no, bad.bytes, bad.n;
-        END IF;
+    FROM staged st LEFT JOIN layouts l ON l.instance_id = st.instance_id AND l.layout_id = st.layout_id
+    WHERE st.listed IS NULL OR st.copies > 1 OR l.n IS NULL OR st.bytes <> 8 * l.n
+    LIMIT 1;
+    IF bad.problem = 'unlisted' THEN
+        RAISE EXCEPTION 'ingest_samples: a frame was staged for batch %, which is not listed', bad.batch_no
+            USING HINT = 'pass every staged batch number, once';
+    ELSIF bad.problem = 'copies' THEN
+        RAISE EXCEPTION 'ingest_samples: % frames were staged for batch % (one per batch)', bad.copies, bad.batch_no;
+    ELSIF bad.problem = 'layout' THEN
+        RAISE EXCEPTION 'ingest_samples: the frame of batch % names layout %, which is not a layout of instance %',
+            bad.batch_no, bad.layout_id, bad.instance_id
+            USING HINT = 'stage only layout ids from pganalytics.register_layouts() for that instance';
+    ELSIF bad.problem = 'shape' THEN
+        RAISE EXCEPTION 'ingest_samples: the frame of batch % has % bytes of values for the % series of its layout (8 a value)',
+            bad.batch_no, bad.bytes, bad.n;
     END IF;
 
     -- The ledger: one row per distinct snapshot (its first batch in the group); the batches

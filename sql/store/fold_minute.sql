@@ -15,11 +15,12 @@ SET work_mem = '64MB'
 AS $$
 BEGIN
     -- One new minute a series, folded in by the upsert itself. Its proposed row is the
-    -- state of a series seen for the first time (a gauge: n 1, its mean; a counter: n 0, no rate yet), which also tells the
-    -- conflict branch the kind (n 1 or 0) and carries the minute's mean (gauges), last
-    -- value and bucket; there, X is the value fed (the gauge's mean, or the counter's
-    -- per-second rate since the state's minute; NULL across a reset) and Welford's step
-    -- and one EWMA step read the old state (s.*). No join with the state, no sort.
+    -- state of a series seen for the first time (a gauge: n 1, its mean; a counter: n 0, no
+    -- rate yet), which also tells the conflict branch the kind (n 1 or 0) and carries the
+    -- minute's mean (gauges), last value and bucket; there, x is the value fed (the gauge's
+    -- mean, or the counter's per-second rate since the state's minute; NULL across a reset)
+    -- and Welford's step and one EWMA step read the old state (s.*). No join with the
+    -- state, no sort.
     WITH written AS (
         INSERT INTO pganalytics.rollups_1m AS o (instance_id, series_id, bucket, n, sum, min, max, last)
         SELECT r.instance_id, r.series_id, to_timestamp(r.bucket), r.n, r.sum, r.min, r.max, r.last
@@ -36,35 +37,16 @@ BEGIN
                w.bucket, w.last, now()
         FROM written w JOIN kinds k ON k.instance_id = w.instance_id AND k.series_id = w.series_id
         ON CONFLICT (instance_id, series_id) DO UPDATE SET
-            n = s.n + (CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
-                            WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
-                            THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
-                       END IS NOT NULL)::int,
-            mean = coalesce(s.mean + (CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
-                                           WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
-                                           THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
-                                      END - s.mean) / (s.n + 1), s.mean),
-            m2 = coalesce(s.m2 + (CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
-                                       WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
-                                       THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
-                                  END - s.mean)
-                               * (CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
-                                       WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
-                                       THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
-                                  END - s.mean) * s.n / (s.n + 1), s.m2),
-            ewma = coalesce((1 - p_alpha) * s.ewma + p_alpha * (
-                                CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
-                                     WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
-                                     THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
-                                END),
-                            CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
-                                 WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
-                                 THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
-                            END, s.ewma),
-            last_value = coalesce(CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
-                                       WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
-                                       THEN (EXCLUDED.counter_last - s.counter_last) / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket)
-                                  END, s.last_value),
+            (n, mean, m2, ewma, last_value) = (
+                SELECT s.n + (v.x IS NOT NULL)::int,
+                       coalesce(s.mean + (v.x - s.mean) / (s.n + 1), s.mean),
+                       coalesce(s.m2 + (v.x - s.mean) * (v.x - s.mean) * s.n / (s.n + 1), s.m2),
+                       coalesce((1 - p_alpha) * s.ewma + p_alpha * v.x, v.x, s.ewma),
+                       coalesce(v.x, s.last_value)
+                FROM (SELECT CASE WHEN EXCLUDED.n = 1 THEN EXCLUDED.mean
+                                  WHEN EXCLUDED.counter_last >= s.counter_last AND EXCLUDED.last_bucket > s.last_bucket
+                                  THEN (EXCLUDED.counter_last - s.counter_last)
+                                       / extract(epoch FROM EXCLUDED.last_bucket - s.last_bucket) END AS x) v),
             last_bucket = EXCLUDED.last_bucket, counter_last = EXCLUDED.counter_last,
             updated_at = EXCLUDED.updated_at
         RETURNING 1)

@@ -130,25 +130,43 @@ def _reduced_parts(groups, layouts):
     return by_minute
 
 
-def minute_groups(groups, layouts):
-    """Rollups of frames grouped by (instance, minute, layout) in SQL (as grouped_rollups()
-    takes them), one row per (instance, minute): (instance_id, bucket, layout_id, series_ids,
-    n_all, n, sum, min, max, last), the last four arrays in the layout's order when layout_id
-    is set (series_ids and n then None, every count n_all), else with explicit series ids and
-    counts (NaN/inf left out, or a series merged from two layouts). Values leave PL/Python as
-    four float arrays, not eight values a series (PL/Python converts each value it returns
-    through its text form, ~2 us; the series ids come from the layout, in SQL)."""
+def minute_aggregates(groups, layouts):
+    """The rollups of frames grouped by (instance, minute, layout) in SQL (as grouped_rollups()
+    takes them), one entry per (instance, minute): (instance_id, bucket, layout_id, aggregates).
+    layout_id is set when the aggregates are in that layout's order with one count for all
+    (the usual case), None where NaN/inf were left out or a series was merged from two layouts."""
     out = []
     for (instance_id, bucket), parts in _reduced_parts(groups, layouts).items():
         if len(parts) == 1:
             layout_id, size, agg = parts[0]
             n = agg["n"]
             if n.size == size and size and (n == n[0]).all():
-                out.append((instance_id, bucket, layout_id, None, int(n[0]), None,
-                            *(agg[c].tolist() for c in ("sum", "min", "max", "last"))))
+                out.append((instance_id, bucket, layout_id, agg))
                 continue
         else:
             agg = _merge_duplicates({c: np.concatenate([p[2][c] for p in parts]) for c in parts[0][2]})
-        out.append((instance_id, bucket, None, agg["series_id"].tolist(), None, agg["n"].tolist(),
-                    *(agg[c].tolist() for c in ("sum", "min", "max", "last"))))
+        out.append((instance_id, bucket, None, agg))
     return out
+
+
+def minute_rows(aggregates):
+    """minute_aggregates() as the rows rollup_minute_groups() returns: (instance_id, bucket,
+    layout_id, series_ids, n_all, n, sum, min, max, last), the last four arrays in the layout's
+    order when layout_id is set (series_ids and n then None, every count n_all), else with
+    explicit series ids and counts. Values leave PL/Python as four float arrays, not eight
+    values a series (PL/Python converts each value it returns through its text form, ~2 us;
+    the series ids come from the layout, in SQL)."""
+    out = []
+    for instance_id, bucket, layout_id, agg in aggregates:
+        values = [agg[c].tolist() for c in ("sum", "min", "max", "last")]
+        if layout_id is not None:
+            out.append((instance_id, bucket, layout_id, None, int(agg["n"][0]), None, *values))
+        else:
+            out.append((instance_id, bucket, None, agg["series_id"].tolist(), None, agg["n"].tolist(), *values))
+    return out
+
+
+def minute_groups(groups, layouts):
+    """minute_rows() of minute_aggregates(): the rollups of frames grouped in SQL, one row per
+    (instance, minute)."""
+    return minute_rows(minute_aggregates(groups, layouts))

@@ -8,14 +8,20 @@
 -- would cost ~0.4 us a sample; stacking a minute's frames into a matrix costs ~0.03 us. Frame
 -- values are bytes numpy reads as they are; layouts' int4[] travel as array_send() bytes.
 -- bucket is epoch seconds (cheaper out of Python than a timestamptz).
+-- With p_state_alpha (new minutes, each range one minute after the state's last) the same
+-- aggregates are also folded into series_state_blocks (plpython/state.py: Welford, EWMA with
+-- that alpha, counters' rates): one read and one write of a row per instance, no second pass
+-- over the frames.
 -- Internal to maintain() (through rollup_minutes()): runs as its caller.
-CREATE OR REPLACE FUNCTION pganalytics.rollup_minute_groups(p_instance_ids int[], p_from timestamptz[], p_to timestamptz[])
+CREATE OR REPLACE FUNCTION pganalytics.rollup_minute_groups(p_instance_ids int[], p_from timestamptz[], p_to timestamptz[],
+                                                            p_state_alpha float8 DEFAULT NULL)
 RETURNS TABLE (instance_id int, bucket float8, layout_id int, series_ids int[], n_all int, n int[],
                sum float8[], min float8[], max float8[], last float8[])
 LANGUAGE plpython3u
 SET search_path = pg_catalog, pg_temp
 AS $plpython$
 #pganalytics:module rollup
+#pganalytics:module state
 if "rollup_minutes.groups" not in SD:
     # one row per (instance, minute, layout): its frames' values concatenated in time order
     SD["rollup_minutes.groups"] = plpy.prepare(
@@ -36,6 +42,43 @@ del rows
 used = sorted({g[2] for g in groups})
 layouts = {r["layout_id"]: rollup.int4_array(r["series_ids"])
            for r in SD["rollup_minutes.layouts"].execute([sorted({g[0] for g in groups}), used])} if used else {}
-return rollup.minute_groups(groups, layouts)
+aggregates = rollup.minute_aggregates(groups, layouts)
+del groups
+if p_state_alpha is not None:
+    if not 0 < p_state_alpha <= 1:
+        plpy.error("rollup_minute_groups: the EWMA alpha must be in (0, 1], not %r" % p_state_alpha)
+    if "state.read" not in SD:
+        fields = ", ".join(state.FIELDS)
+        SD["state.read"] = plpy.prepare(
+            "SELECT b.instance_id, array_send(b.series_ids) AS series_ids, b.gauge, " + fields +
+            " FROM pganalytics.series_state_blocks b WHERE b.instance_id = ANY ($1::int[])", ["int[]"])
+        SD["state.kinds"] = plpy.prepare(
+            "SELECT s.instance_id, s.series_id, s.kind = 'gauge' AS gauge FROM pganalytics.series s"
+            " JOIN unnest($1::int[], $2::int[]) AS k(instance_id, series_id)"
+            "   ON s.instance_id = k.instance_id AND s.series_id = k.series_id", ["int[]", "int[]"])
+        params = ", ".join("$%d" % (k + 2) for k in range(len(state.FIELDS)))
+        SD["state.update"] = plpy.prepare(
+            "UPDATE pganalytics.series_state_blocks SET (" + fields + ", updated_at) = (" + params + ", now())"
+            " WHERE instance_id = $1", ["int"] + ["bytea"] * len(state.FIELDS))
+        n = len(state.FIELDS)
+        SD["state.upsert"] = plpy.prepare(
+            "INSERT INTO pganalytics.series_state_blocks (instance_id, " + fields + ", series_ids, gauge)"
+            " VALUES ($1, " + params + ", $%d, $%d)" % (n + 2, n + 3) +
+            " ON CONFLICT (instance_id) DO UPDATE SET (" + fields + ", series_ids, gauge, updated_at) ="
+            " (" + ", ".join("EXCLUDED." + f for f in state.FIELDS) + ", EXCLUDED.series_ids, EXCLUDED.gauge, now())",
+            ["int"] + ["bytea"] * n + ["int[]", "bytea"])
+    iids = sorted({a[0] for a in aggregates})
+    blocks = {r["instance_id"]: state.from_row(r, rollup.int4_array) for r in SD["state.read"].execute([iids])} if iids else {}
+    need_iids, need_sids = state.unknown_series(blocks, aggregates)
+    kinds = {(r["instance_id"], r["series_id"]): r["gauge"]
+             for r in SD["state.kinds"].execute([need_iids, need_sids])} if need_iids else {}
+    grown = state.fold_minutes(blocks, aggregates, kinds, p_state_alpha)
+    for iid in iids:
+        block = blocks[iid]
+        if iid in grown:
+            SD["state.upsert"].execute([iid, *state.field_bytes(block), block["series_ids"].tolist(), state.gauge_bytes(block)])
+        else:
+            SD["state.update"].execute([iid, *state.field_bytes(block)])
+return rollup.minute_rows(aggregates)
 $plpython$;
-REVOKE ALL ON FUNCTION pganalytics.rollup_minute_groups(int[], timestamptz[], timestamptz[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pganalytics.rollup_minute_groups(int[], timestamptz[], timestamptz[], float8) FROM PUBLIC;

@@ -298,7 +298,7 @@ def recent_value(i: int, m: int, half: int, k: int, source: str) -> float:
 
 def test_maintain_and_read_series_on_workers(store, collector_dsn):
     """Deliveries near now() for instances on both workers, then maintain() on the
-    coordinator: rollups_1m and series_state on both workers, equal to plain sums of what was
+    coordinator: rollups_1m and series_state_blocks on both workers, equal to plain sums of what was
     delivered; read_series() at '1m' and 'raw' returns those values."""
     with psycopg.connect(store.dsn, autocommit=True) as conn:
         ids = {name: one(conn, "SELECT pganalytics.register_instance(%s, %s)", (name, f"service={name}"))
@@ -330,11 +330,11 @@ def test_maintain_and_read_series_on_workers(store, collector_dsn):
         # once it ended one settle (1 min) before that: all but the last two
         complete = RECENT_MINUTES - 2
         rollups = per_worker(conn, "rollups_1m")
-        state = per_worker(conn, "series_state")
+        state = per_worker(conn, "series_state_blocks")
         REPORT["maintain() on the coordinator"] = (
             f"{maintain_s:.2f} s ({summary['rollup_rows']} rollup rows, {summary['state_rows']} state rows, "
             f"{summary['coarser_rows']} coarser rows); rows per worker: " + "; ".join(
-                f"{n}: {rollups.get(n, 0)} rollups_1m, {state.get(n, 0)} series_state"
+                f"{n}: {rollups.get(n, 0)} rollups_1m, {state.get(n, 0)} series_state_blocks"
                 for n in sorted(workers_of(store))))
         assert set(rollups) == workers_of(store) and all(rollups.values()), rollups
         assert set(state) == workers_of(store) and all(state.values()), state

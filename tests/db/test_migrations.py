@@ -21,10 +21,10 @@ def test_fresh_install_creates_schema(databases):
     snap = snapshot(dsn)
     tables = {r[0] for r in snap["relations"] if r[1] in ("r", "p")}
     assert {"instances", "databases", "series", "sample_layouts", "sample_frames", "snapshots",
-            "rollups_1m", "rollups_5m", "rollups_15m", "rollups_1h", "series_state", "query_stats",
+            "rollups_1m", "rollups_5m", "rollups_15m", "rollups_1h", "series_state_blocks", "query_stats",
             "query_stat_deltas", "query_executions", "query_texts", "api_tokens"} <= tables
     views = {r[0] for r in snap["relations"] if r[1] == "v"}
-    assert "samples" in views  # raw samples as rows, over the frames
+    assert {"samples", "series_state"} <= views  # raw samples and the series state as rows
     functions = {r[0].split("(")[0] for r in snap["functions"]}
     assert {"pganalytics.analyze_query_performance", "pganalytics.ingest_query_stats",
             "pganalytics.robust_zscore"} <= functions
@@ -227,3 +227,26 @@ def test_plain_alembic_command_from_checkout(databases):
         if args == ["current"]:
             assert f"{store.head_revision()} (head)" in done.stdout
     assert store.current_revision(dsn) is None
+
+
+def test_upgrade_to_0007_keeps_the_series_state(databases):
+    """Revision 0007 moves series_state rows into per-instance blocks: the series_state view
+    then shows the very same values (NULLs included) and each series' kind."""
+    dsn = databases.create()
+    store.upgrade(dsn, "0006")
+    with psycopg.connect(dsn) as conn:
+        iid = conn.execute("INSERT INTO pganalytics.instances (name, conn_ref) VALUES ('st', 'service=st') "
+                           "RETURNING instance_id").fetchone()[0]
+        sids = [conn.execute("INSERT INTO pganalytics.series (instance_id, metric, labels, kind) "
+                             "VALUES (%s, %s, '{}', %s) RETURNING series_id", (iid, m, k)).fetchone()[0]
+                for m, k in (("g_metric", "gauge"), ("c_metric_total", "counter"))]
+        rows = [(iid, sids[0], 7, 1.5, 0.25, 1.25, 2.0, "2026-12-01 10:00:00+00", 3.0),
+                (iid, sids[1], 0, 0.0, 0.0, None, None, "2026-12-01 10:01:00+00", 99.5)]
+        conn.cursor().executemany("INSERT INTO pganalytics.series_state (instance_id, series_id, n, mean, m2, ewma, "
+                         "last_value, last_bucket, counter_last) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    store.upgrade(dsn)
+    with psycopg.connect(dsn) as conn:
+        got = conn.execute("SELECT instance_id, series_id, n, mean, m2, ewma, last_value, "
+                           "to_char(last_bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00', "
+                           "counter_last, gauge FROM pganalytics.series_state ORDER BY series_id").fetchall()
+    assert got == [(*r, gauge) for r, gauge in zip(rows, (True, False))]

@@ -61,11 +61,13 @@ if p_state_alpha is not None:
             "UPDATE pganalytics.series_state_blocks SET (" + fields + ", updated_at) = (" + params + ", now())"
             " WHERE instance_id = $1", ["int"] + ["bytea"] * len(state.FIELDS))
         n = len(state.FIELDS)
+        # EXCLUDED.updated_at (the column's default), not now(): Citus takes only IMMUTABLE
+        # functions in an ON CONFLICT DO UPDATE on a distributed table
         SD["state.upsert"] = plpy.prepare(
             "INSERT INTO pganalytics.series_state_blocks (instance_id, " + fields + ", series_ids, gauge)"
             " VALUES ($1, " + params + ", $%d, $%d)" % (n + 2, n + 3) +
             " ON CONFLICT (instance_id) DO UPDATE SET (" + fields + ", series_ids, gauge, updated_at) ="
-            " (" + ", ".join("EXCLUDED." + f for f in state.FIELDS) + ", EXCLUDED.series_ids, EXCLUDED.gauge, now())",
+            " (" + ", ".join("EXCLUDED." + f for f in state.FIELDS) + ", EXCLUDED.series_ids, EXCLUDED.gauge, EXCLUDED.updated_at)",
             ["int"] + ["bytea"] * n + ["int[]", "bytea"])
     iids = sorted({a[0] for a in aggregates})
     blocks = {r["instance_id"]: state.from_row(r, rollup.int4_array) for r in SD["state.read"].execute([iids])} if iids else {}

@@ -385,21 +385,24 @@ def run(collector: BenchCollector, duration: float, clusters, py_spy: str | None
 
 
 def check_store(store_dsn: str, collector: BenchCollector, epoch0: float) -> dict:
-    """The ledger: one 'availability' row per cycle per instance, and how long each took from
-    collection (target clock) to the store (ingested_at; same machine, same clock)."""
+    """The ledger: one availability frame (the pg_up series) per cycle per instance, and how long
+    each took from collection (target clock) to the store (stored_at; same machine, same clock)."""
+    availability = ("(SELECT f.instance_id, f.ts, f.stored_at FROM pganalytics.sample_frames f "
+                    "JOIN pganalytics.sample_layouts l USING (instance_id, layout_id) "
+                    "JOIN pganalytics.series r ON r.instance_id = f.instance_id AND r.series_id = l.series_ids[1] "
+                    "WHERE r.metric = 'pg_up')")
     with psycopg.connect(store_dsn) as c:
         rows = c.execute(
-            "SELECT i.name, count(s.collected_at), count(DISTINCT s.collected_at) "
-            "FROM pganalytics.instances i LEFT JOIN pganalytics.snapshots s "
-            "ON s.instance_id = i.instance_id AND s.source = 'availability' GROUP BY i.name").fetchall()
+            "SELECT i.name, count(s.ts), count(DISTINCT s.ts) "
+            f"FROM pganalytics.instances i LEFT JOIN {availability} s "
+            "ON s.instance_id = i.instance_id GROUP BY i.name").fetchall()
         qs = dict(c.execute(
             "SELECT i.name, count(s.collected_at) FROM pganalytics.instances i "
             "LEFT JOIN pganalytics.snapshots s ON s.instance_id = i.instance_id "
             "AND s.source = 'query_stats' GROUP BY i.name").fetchall())
         latency = c.execute(
-            "SELECT extract(epoch FROM collected_at)::float8 - %s, "
-            "extract(epoch FROM ingested_at - collected_at)::float8 "
-            "FROM pganalytics.snapshots WHERE source = 'availability'", (epoch0,)).fetchall()
+            "SELECT extract(epoch FROM ts)::float8 - %s, extract(epoch FROM stored_at - ts)::float8 "
+            f"FROM {availability} a", (epoch0,)).fetchall()
         totals = dict(c.execute("SELECT source, count(*) FROM pganalytics.snapshots GROUP BY 1").fetchall())
         n_samples = c.execute("SELECT count(*) FROM pganalytics.samples").fetchone()[0]
         n_series = c.execute("SELECT count(*) FROM pganalytics.series").fetchone()[0]

@@ -164,12 +164,15 @@ def ceiling(dsn: str, names: list[str], series: list, samples: int) -> float:
 
 
 def frames_ceiling(dsn: str, series: list, frames: int) -> float:
-    """For comparison: binary COPY of the product's own staging rows (batch_no, layout_id,
-    vals) into an UNLOGGED heap with no index, in samples/s."""
+    """For comparison: binary COPY of the product's own staging rows (batch_no, instance_id,
+    collected_at, layout_id, vals) into an UNLOGGED heap with no index, in samples/s."""
     vals = frame_format.float8_values([float(i) for i in range(len(series))])
-    payload = b"".join([frame_format.SIGNATURE, *(frame_format.frame_row(i, 1, vals) for i in range(frames)),
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    payload = b"".join([frame_format.SIGNATURE,
+                        *(frame_format.frame_row(i, 1 + i % 1000, at, 1, vals) for i in range(frames)),
                         frame_format.TRAILER])
-    elapsed, got = timed_copy(dsn, "ceiling_frames", "batch_no int, layout_id int, vals bytea", payload)
+    elapsed, got = timed_copy(dsn, "ceiling_frames",
+                              "batch_no int, instance_id int, collected_at timestamptz, layout_id int, vals bytea", payload)
     assert got == frames
     return frames * len(series) / elapsed
 

@@ -4,11 +4,13 @@ A frame is one batch's values in its layout's order. psycopg dumps a list into a
 element at a time in Python (~1.5 us a value: the collector's hottest loop at fleet scale);
 here a frame names its layout by the store's id (learnt once per layout, see
 pganalytics.register_layouts()) and its values are one struct.pack into big-endian float8s,
-the store's frame format (a C loop, ~10 ns a value).
+the store's frame format (a C loop, ~10 ns a value). The frame's instance and time are in its
+row too, not array parameters of the ingest call (dumped one element at a time as well).
 """
 from __future__ import annotations
 
 import struct
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -25,9 +27,20 @@ def float8_values(values) -> bytes:
     return _values_struct(len(values)).pack(*values)
 
 
-_ROW = struct.Struct(">hiiiii")  # 3 fields: batch_no and layout_id (length 4 + value), vals' length
+_ROW = struct.Struct(">hiiiiiqiii")  # 5 fields, each its length then its value (vals': length only)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def frame_row(batch_no: int, layout_id: int, values: bytes) -> bytes:
-    """One row (batch_no, layout_id, vals) of sample_frames_stage in COPY BINARY."""
-    return _ROW.pack(3, 4, batch_no, 4, layout_id, len(values)) + values
+def pg_timestamptz(at: datetime) -> int:
+    """A timezone-aware datetime as COPY BINARY's timestamptz: microseconds since 2000-01-01 UTC."""
+    if at.tzinfo is None:
+        raise ValueError(f"collected_at {at!r} has no time zone: the store would read it in its own")
+    return (at - _PG_EPOCH) // _MICROSECOND
+
+
+def frame_row(batch_no: int, instance_id: int, collected_at: datetime, layout_id: int, values: bytes) -> bytes:
+    """One row (batch_no, instance_id, collected_at, layout_id, vals) of sample_frames_stage in
+    COPY BINARY."""
+    return _ROW.pack(5, 4, batch_no, 4, instance_id, 8, pg_timestamptz(collected_at), 4, layout_id,
+                     len(values)) + values

@@ -1,6 +1,7 @@
 """Delivering batches to the store: COPY into staging, then one SQL call, one transaction.
 
-Re-delivering a batch is harmless (the store's snapshot ledger answers "already have it"),
+Re-delivering a batch is harmless (the store answers "already have it": sample frames are
+unique by instance, time and layout, other batches have a row in its snapshot ledger),
 which is what makes retrying after a store outage safe. deliver() takes one batch;
 deliver_group() takes many inside the caller's transaction with no savepoint each, and puts
 every sample of the group through one COPY and one call.
@@ -194,7 +195,7 @@ class Sink:
             return sum(r.fetchone()[0] for r in results)  # type: ignore[index]  # each call returns one row
 
     def _stage_samples(self, cur, batches: list[SamplesBatch], iids: dict[str, int], first: int) -> tuple:
-        """COPY one frame per batch (its layout's id and its values) into the store's
+        """COPY one frame per batch (its instance, time, layout id and values) into the store's
         sample_frames_stage, numbered from `first`; returns the ingest_samples() call (query,
         params) that stores them. A layout seen before costs one dict probe; a new one, a
         series id lookup and one register_layouts() call for all the group's new layouts."""
@@ -208,19 +209,16 @@ class Sink:
             for key, (_, layout_id) in zip(new, rows):
                 self._layouts[key] = layout_id
                 self._learned_layouts.append(key)
-        rows = [frames.frame_row(no, self._layouts[key], frames.float8_values(b.values()))
+        rows = [frames.frame_row(no, key[0], b.collected_at, self._layouts[key], frames.float8_values(b.values()))
                 for no, (key, b) in enumerate(keyed, start=first)]
-        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, layout_id, vals) "
+        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, instance_id, collected_at, layout_id, vals) "
                       "FROM STDIN (FORMAT BINARY)") as copy:
             copy.write(b"".join([frames.SIGNATURE, *rows, frames.TRAILER]))
         dbs = [(no, datid, datname) for no, b in enumerate(batches, start=first)
                for datid, datname in b.databases]
         db_nos, datids, datnames = (list(c) for c in zip(*dbs)) if dbs else ([], [], [])
-        return ("SELECT pganalytics.ingest_samples(%s::int[], %s::int[], %s::text[], %s::timestamptz[], "
-                "%s::int[], %s::oid[], %s::text[])",
-                (list(range(first, first + len(batches))), [iids[b.instance] for b in batches],
-                 [b.source for b in batches], [b.collected_at for b in batches],
-                 db_nos, datids, datnames))
+        return ("SELECT pganalytics.ingest_samples(%s, %s, %s::int[], %s::oid[], %s::text[])",
+                (first, len(batches), db_nos, datids, datnames))
 
     @staticmethod
     def _rows_call(batch: RowsBatch) -> sql.Composed:

@@ -34,8 +34,8 @@ BEGIN
     IF inserted = 0 THEN
         RETURN false;
     END IF;
-    UPDATE pganalytics.instances SET last_seen_at = greatest(last_seen_at, p_collected_at)
-    WHERE instance_id = p_instance_id;
+    INSERT INTO pganalytics.instance_seen AS s (instance_id, last_seen_at) VALUES (p_instance_id, p_collected_at)
+    ON CONFLICT (instance_id) DO UPDATE SET last_seen_at = greatest(s.last_seen_at, EXCLUDED.last_seen_at);
     RETURN true;
 END
 $$;

@@ -2,7 +2,9 @@
 -- ones: what a frame names instead of its series ids. Layouts are flattened into one array
 -- (p_series_ids) cut by p_lengths. A new layout is checked once: its ids must be distinct
 -- series of that instance. Returns (ord, layout_id), ord counting the layouts passed from 1.
--- Two collectors registering the same layout at once may get two ids: both are valid.
+-- A series set has one id (the frames are unique by instance, time and layout: two ids would
+-- let one snapshot be stored twice): a new layout is registered under a per-instance lock,
+-- looked up again once it is held.
 CREATE OR REPLACE FUNCTION pganalytics.register_layouts(p_instance_ids int[], p_lengths int[], p_series_ids int[])
 RETURNS TABLE (ord int, layout_id int)
 LANGUAGE plpgsql
@@ -27,6 +29,13 @@ BEGIN
         ord := lay.k;
         SELECT min(l.layout_id) INTO id FROM pganalytics.sample_layouts l
         WHERE l.instance_id = lay.iid AND l.series_ids = p_series_ids[pos:pos + lay.n - 1];
+        IF id IS NULL THEN
+            -- Held to the end of the transaction; the lookup after it is a new statement, whose
+            -- snapshot sees what a concurrent registration committed.
+            PERFORM pg_advisory_xact_lock(hashtext('pganalytics.layouts'), lay.iid);
+            SELECT min(l.layout_id) INTO id FROM pganalytics.sample_layouts l
+            WHERE l.instance_id = lay.iid AND l.series_ids = p_series_ids[pos:pos + lay.n - 1];
+        END IF;
         IF id IS NULL THEN
             IF NOT EXISTS (SELECT FROM pganalytics.instances i WHERE i.instance_id = lay.iid) THEN
                 RAISE EXCEPTION 'register_layouts: no instance with id %', lay.iid

@@ -82,7 +82,7 @@ BEGIN
     --    intermediate results), and on one server it is the same index range scan per instance.
     FOR chunk IN
         WITH inst AS MATERIALIZED (
-            SELECT i.instance_id, i.last_seen_at FROM pganalytics.instances i WHERE i.last_seen_at IS NOT NULL),
+            SELECT s.instance_id, s.last_seen_at FROM pganalytics.instance_seen s),
         prog AS MATERIALIZED (
             SELECT p.instance_id, p.rolled_until FROM pganalytics.rollup_progress p),
         firsts AS MATERIALIZED (

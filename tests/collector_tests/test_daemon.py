@@ -100,7 +100,10 @@ def test_store_outage_loses_nothing_and_counts_nothing_twice(own_store, target_d
     assert not rejected, [r.read_text() for r in rejected]
     assert marker_calls(own_store.dsn, collected=True) == executed  # nothing lost, nothing twice
     with psycopg.connect(own_store.dsn) as conn:
-        ledger = conn.execute("SELECT count(*) FROM pganalytics.snapshots WHERE source = 'availability'").fetchone()[0]
+        ledger = conn.execute(  # frames are their own ledger: those of the availability source's series
+            "SELECT count(*) FROM pganalytics.sample_frames f JOIN pganalytics.sample_layouts l USING (instance_id, layout_id) "
+            "JOIN pganalytics.series r ON r.instance_id = f.instance_id AND r.series_id = ANY (l.series_ids) "
+            "WHERE r.metric = 'pg_up'").fetchone()[0]
         up = conn.execute("SELECT count(*) FROM pganalytics.samples s JOIN pganalytics.series r "
                           "USING (instance_id, series_id) WHERE r.metric = 'pg_up'").fetchone()[0]
     assert ledger == up == collector.targets["t1"].cycles
@@ -138,7 +141,7 @@ def test_sigterm_stops_cleanly_and_sighup_reloads(store_dsn, target_dsn, tmp_pat
         def registered():
             with psycopg.connect(store_dsn) as conn:
                 return {r[0] for r in conn.execute("SELECT name FROM pganalytics.instances i "
-                                                   "WHERE EXISTS (SELECT FROM pganalytics.snapshots s "
+                                                   "WHERE EXISTS (SELECT FROM pganalytics.instance_seen s "
                                                    "WHERE s.instance_id = i.instance_id)")}
         wait_for(lambda: registered() == {"first"}, what="first target collected")
         cfg_file.write_text(body + f'[[targets]]\nname = "second"\nconn = "{target_dsn}"\n')
@@ -274,7 +277,8 @@ def test_a_refused_batch_is_set_aside_and_the_rest_of_its_group_lands(store_dsn,
     reasons = [p.read_text() for p in tmp_path.glob("rejected/*.reason")]
     assert len(reasons) == 1 and "needs a \"name\"" in reasons[0]
     with psycopg.connect(store_dsn) as conn:
-        assert conn.execute("SELECT source FROM pganalytics.snapshots").fetchall() == [("availability",)]
+        assert conn.execute("SELECT count(*) FROM pganalytics.snapshots").fetchone()[0] == 0  # not the settings
+        assert conn.execute("SELECT count(*) FROM pganalytics.samples").fetchone()[0] == 1  # the availability frame
 
 
 def test_two_snapshots_of_one_target_in_one_group_give_exact_deltas(store_dsn, target_dsn, tmp_path):

@@ -92,10 +92,19 @@ def group(at=T0):
 
 
 def ledger(store_dsn) -> dict:
+    """Snapshots stored per (instance, source): (snapshots, rows). Query statistics and row
+    batches are in the snapshots ledger; sample frames are their own (a frame here is of the
+    source its series' metric names: samples_batch() calls them SOURCE_value)."""
     with psycopg.connect(store_dsn) as conn:
         return {(name, source): (n, rows) for name, source, n, rows in conn.execute(
             "SELECT i.name, s.source, count(*), sum(s.row_count) FROM pganalytics.snapshots s "
-            "JOIN pganalytics.instances i USING (instance_id) GROUP BY 1, 2")}
+            "JOIN pganalytics.instances i USING (instance_id) GROUP BY 1, 2 "
+            "UNION ALL "
+            "SELECT i.name, left(r.metric, -length('_value')), count(*), sum(cardinality(l.series_ids)) "
+            "FROM pganalytics.sample_frames f "
+            "JOIN pganalytics.sample_layouts l USING (instance_id, layout_id) "
+            "JOIN pganalytics.series r ON r.instance_id = f.instance_id AND r.series_id = l.series_ids[1] "
+            "JOIN pganalytics.instances i ON i.instance_id = f.instance_id GROUP BY 1, 2")}
 
 
 def stored_samples(store_dsn) -> dict:
@@ -133,7 +142,8 @@ def test_without_pipeline_mode_a_group_lands_the_same(store_dsn, collector_dsn, 
     assert stored_samples(store_dsn) == expected_samples(batches)
     with psycopg.connect(store_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pganalytics.query_stats").fetchone()[0] == 9
-        assert conn.execute("SELECT count(*) FROM pganalytics.snapshots").fetchone()[0] == 15
+        assert conn.execute("SELECT count(*) FROM pganalytics.snapshots").fetchone()[0] == 6  # query_stats, wait_samples
+        assert conn.execute("SELECT count(*) FROM pganalytics.sample_frames").fetchone()[0] == 9
 
 
 def test_a_group_of_many_instances_and_sources_lands_in_a_few_statements(store_dsn, collector_dsn, tmp_path):
@@ -152,8 +162,8 @@ def test_a_group_of_many_instances_and_sources_lands_in_a_few_statements(store_d
     with psycopg.connect(store_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pganalytics.query_stats").fetchone()[0] == 9
         assert conn.execute("SELECT count(*) FROM pganalytics.databases").fetchone()[0] == 6
-        seen = {r[0] for r in conn.execute("SELECT last_seen_at FROM pganalytics.instances")}
-    assert seen == {T0}
+        seen = [r[0] for r in conn.execute("SELECT last_seen_at FROM pganalytics.instance_seen")]
+    assert seen == [T0] * len(INSTANCES)
     # purge_staging() on connecting; BEGIN, instance ids, known series of these instances (none
     # yet), series ids, the layouts of the group's new series sets (one call), COPY of every
     # frame, COPY of every query_stats snapshot, COMMIT; then
@@ -202,7 +212,7 @@ def test_the_same_snapshot_twice_in_one_group_is_stored_once(store_dsn, collecto
 
 
 @pytest.mark.parametrize("bad", [
-    SamplesBatch("d2", "Bad Source", T0, [("x_value", {}, "gauge", 1.0)]),
+    RowsBatch("d2", "Bad Source", T0, [{"setting": "x"}]),
     SamplesBatch("not-registered", "host", T0, [("x_value", {}, "gauge", 1.0)]),
     RowsBatch("d3", "settings", T0, [{"setting": "no name"}]),
 ], ids=["bad-source", "unknown-instance", "bad-rows"])
@@ -214,7 +224,7 @@ def test_a_refused_batch_is_set_aside_and_the_rest_of_the_group_lands(store_dsn,
     assert delivery.refused_groups == 1 and delivery.delivered == len(batches)
     rejected = sorted(tmp_path.glob("rejected/*.reason"))
     assert len(rejected) == 1
-    assert ("lower-case identifier" in rejected[0].read_text() if bad.source == "Bad Source" else
+    assert ("bad source name" in rejected[0].read_text() if bad.source == "Bad Source" else
             "not registered" in rejected[0].read_text() if bad.instance == "not-registered" else
             "needs a \"name\"" in rejected[0].read_text())
     # Every other batch landed, with series created after the rolled-back first try.

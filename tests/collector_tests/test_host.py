@@ -122,4 +122,4 @@ def test_delivery_into_the_store(local_dsn, store_dsn):
         assert rows["host_metrics_available remote target"] == 0.0
         assert 0 <= rows["host_cpu_busy_ratio"] <= 1
         assert rows["host_disk_total_bytes"] > 0
-        assert store.execute("SELECT count(*) FROM pganalytics.snapshots WHERE source = 'host'").fetchone()[0] == 2
+        assert store.execute("SELECT count(*) FROM pganalytics.sample_frames").fetchone()[0] == 2  # a frame each

@@ -119,11 +119,13 @@ def target_dsn(databases):
 
 
 def snapshots_per_target(store_dsn: str) -> dict[str, int]:
-    """Availability snapshots per target: one per cycle of whichever daemon collected it."""
+    """Availability snapshots per target: one per cycle of whichever daemon collected it (its
+    frames, of the pg_up series: frames are their own ledger)."""
     with psycopg.connect(store_dsn) as conn:
         return dict(conn.execute(
-            "SELECT i.name, count(s.instance_id) FROM pganalytics.instances i LEFT JOIN pganalytics.snapshots s "
-            "ON s.instance_id = i.instance_id AND s.source = 'availability' GROUP BY i.name").fetchall())
+            "SELECT i.name, count(x.instance_id) FROM pganalytics.instances i "
+            "LEFT JOIN (pganalytics.samples x JOIN pganalytics.series r USING (instance_id, series_id)) "
+            "ON x.instance_id = i.instance_id AND r.metric = 'pg_up' GROUP BY i.name").fetchall())
 
 
 def test_two_daemons_collect_every_target_exactly_once(store_dsn, target_dsn, tmp_path):

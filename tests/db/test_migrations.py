@@ -21,7 +21,7 @@ def test_fresh_install_creates_schema(databases):
     snap = snapshot(dsn)
     tables = {r[0] for r in snap["relations"] if r[1] in ("r", "p")}
     assert {"instances", "databases", "series", "sample_layouts", "sample_frames", "snapshots",
-            "rollups_1m", "rollups_5m", "rollups_15m", "rollups_1h", "series_state_blocks", "query_stats",
+            "rollups_1m", "rollups_5m", "rollups_15m", "rollups_1h", "series_state_blocks", "instance_seen", "query_stats",
             "query_stat_deltas", "query_executions", "query_texts", "api_tokens"} <= tables
     views = {r[0] for r in snap["relations"] if r[1] == "v"}
     assert {"samples", "series_state"} <= views  # raw samples and the series state as rows
@@ -250,3 +250,52 @@ def test_upgrade_to_0007_keeps_the_series_state(databases):
                            "to_char(last_bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00', "
                            "counter_last, gauge FROM pganalytics.series_state ORDER BY series_id").fetchall()
     assert got == [(*r, gauge) for r, gauge in zip(rows, (True, False))]
+
+
+def test_upgrade_to_0008_keeps_frames_and_when_instances_were_seen(databases):
+    """Revision 0008 makes (instance, ts, layout) a frame's identity: duplicate layouts (one
+    series set registered twice by a race) are merged into the lowest id with their frames,
+    last_seen_at moves to instance_seen, and a downgrade puts it back."""
+    dsn = databases.create()
+    store.upgrade(dsn, "0007")
+    with psycopg.connect(dsn) as conn:
+        iid = conn.execute("INSERT INTO pganalytics.instances (name, conn_ref, last_seen_at) "
+                           "VALUES ('fl', 'service=fl', '2026-12-01 10:01:00+00') RETURNING instance_id").fetchone()[0]
+        sids = [conn.execute("INSERT INTO pganalytics.series (instance_id, metric, labels, kind) "
+                             "VALUES (%s, %s, '{}', 'gauge') RETURNING series_id", (iid, m)).fetchone()[0]
+                for m in ("a", "b")]
+        low, high, other = (conn.execute("INSERT INTO pganalytics.sample_layouts (instance_id, series_ids) "
+                                         "VALUES (%s, %s) RETURNING layout_id", (iid, ids)).fetchone()[0]
+                            for ids in (sids, sids, sids[:1]))
+        conn.execute("CREATE TABLE pganalytics.sample_frames_p20261201 PARTITION OF pganalytics.sample_frames "
+                     "FOR VALUES FROM ('2026-12-01 00:00+00') TO ('2026-12-02 00:00+00')")  # no functions below head
+        for ts, layout, vals in (("2026-12-01 10:00:00+00", high, [1.0, 2.0]), ("2026-12-01 10:01:00+00", low, [3.0, 4.0]),
+                                 ("2026-12-01 10:01:00+00", other, [5.0])):
+            conn.execute("INSERT INTO pganalytics.sample_frames (instance_id, ts, layout_id, vals) "
+                         "SELECT %s, %s, %s, string_agg(float8send(v), ''::bytea ORDER BY k) "
+                         "FROM unnest(%s::float8[]) WITH ORDINALITY AS u(v, k)", (iid, ts, layout, vals))
+    store.upgrade(dsn)
+
+    def samples(conn):
+        return conn.execute("SELECT series_id, to_char(ts AT TIME ZONE 'UTC', 'HH24:MI'), value "
+                            "FROM pganalytics.samples ORDER BY 2, 1, 3").fetchall()
+    expected = [(sids[0], "10:00", 1.0), (sids[1], "10:00", 2.0), (sids[0], "10:01", 3.0), (sids[0], "10:01", 5.0),
+                (sids[1], "10:01", 4.0)]
+    with psycopg.connect(dsn) as conn:
+        assert samples(conn) == expected
+        assert conn.execute("SELECT array_agg(layout_id ORDER BY layout_id) FROM pganalytics.sample_layouts"
+                            ).fetchone()[0] == [low, other]
+        assert conn.execute("SELECT count(*) FROM pganalytics.sample_frames WHERE layout_id = %s",
+                            (low,)).fetchone()[0] == 2
+        assert conn.execute("SELECT instance_id, to_char(last_seen_at AT TIME ZONE 'UTC', 'HH24:MI') "
+                            "FROM pganalytics.instance_seen").fetchall() == [(iid, "10:01")]
+        with pytest.raises(psycopg.errors.UniqueViolation):  # the same snapshot again
+            conn.execute("INSERT INTO pganalytics.sample_frames (instance_id, ts, layout_id, vals) "
+                         "SELECT instance_id, ts, layout_id, vals FROM pganalytics.sample_frames WHERE layout_id = %s",
+                         (other,))
+    store.downgrade(dsn, "0007")
+    with psycopg.connect(dsn) as conn:  # below head there are no views: the frames themselves
+        assert conn.execute("SELECT layout_id, count(*) FROM pganalytics.sample_frames GROUP BY 1 ORDER BY 1"
+                            ).fetchall() == [(low, 2), (other, 1)]
+        assert conn.execute("SELECT to_char(last_seen_at AT TIME ZONE 'UTC', 'HH24:MI') FROM pganalytics.instances"
+                            ).fetchone()[0] == "10:01"

@@ -92,13 +92,13 @@ def _ingest_calls(conn: psycopg.Connection, iid: int) -> None:
     with conn.transaction(), conn.cursor() as cur:
         layout = cur.execute("SELECT layout_id FROM pganalytics.register_layouts(%s, '{1}', %s)",
                              ([iid], [sid])).fetchone()[0]
-        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, layout_id, vals) FROM STDIN") as copy:
-            copy.write_row((0, layout, struct.pack(">d", 1.5)))  # one big-endian float8
+        with cur.copy("COPY pganalytics.sample_frames_stage (batch_no, instance_id, collected_at, layout_id, vals) "
+                      "FROM STDIN") as copy:
+            copy.write_row((0, iid, T0, layout, struct.pack(">d", 1.5)))  # one big-endian float8
         with cur.copy("COPY pganalytics.query_stats_stage (batch_no, dbid, userid, queryid, toplevel, "
                       "calls, total_exec_time) FROM STDIN") as copy:
             copy.write_row((0, 5, 10, 42, True, 3, 1.0))
-        assert cur.execute("SELECT pganalytics.ingest_samples('{0}', %s, '{src}', %s, '{0}', '{5}', '{db}')",
-                           ([iid], [T0])).fetchone()[0] == 1
+        assert cur.execute("SELECT pganalytics.ingest_samples(0, 1, '{0}', '{5}', '{db}')").fetchone()[0] == 1
         assert cur.execute("SELECT pganalytics.ingest_query_stats(0, %s, %s, 0, NULL, '{42}', '{SELECT 1}')",
                            (iid, T0)).fetchone()[0] == 1
         rows = {"lock_waits": [{"kind": "lock_wait", "pid": 7}],
@@ -151,7 +151,7 @@ def test_the_issue_reproduction_fails(store_conn, roles):
                         f"EXECUTE 'ALTER ROLE {user} SUPERUSER'; RETURN NULL; END $$")
         mallory.execute("CREATE TRIGGER t BEFORE DELETE ON pg_temp.stage_samples FOR EACH STATEMENT "
                         "EXECUTE FUNCTION pg_temp.evil()")
-        assert mallory.execute("SELECT pganalytics.ingest_samples('{}', '{}', '{}', '{}')").fetchone()[0] == 0
+        assert mallory.execute("SELECT pganalytics.ingest_samples(0, 0)").fetchone()[0] == 0
     assert not store_conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (user,)).fetchone()[0]
 
 
@@ -165,8 +165,8 @@ def test_collector_cannot_bypass_the_ledger_or_read_staging(store_conn, roles):
                           "SELECT * FROM pganalytics.samples",
                           "INSERT INTO pganalytics.sample_layouts (instance_id, series_ids) VALUES (1, '{1}')",
                           "TRUNCATE pganalytics.query_stats_stage",
-                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, layout_id, vals, stage_xid) "
-                          "VALUES (0, 1, '\\x00', '1')",  # another transaction's rows: no forging
+                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, instance_id, collected_at, layout_id, "
+                          "vals, stage_xid) VALUES (0, 1, now(), 1, '\\x00', '1')",  # another transaction's rows: no forging
                           "SELECT * FROM pganalytics.rollups_1m",
                           "SELECT pganalytics.begin_snapshot(1, 'x', now())",
                           "SELECT pganalytics.ensure_partitions('pganalytics.sample_frames', now(), now())",
@@ -246,10 +246,11 @@ def test_partitions_created_by_ingest_belong_to_the_owner(store_conn, roles):
 
 def test_gateway_cannot_touch_ingest(store_conn, roles):
     with psycopg.connect(roles("gateway"), autocommit=True) as g:
-        for statement in ("SELECT pganalytics.ingest_samples('{}', '{}', '{}', '{}')",
+        for statement in ("SELECT pganalytics.ingest_samples(0, 0)",
                           "SELECT pganalytics.register_target('x', 'service=x')",
                           "SELECT * FROM pganalytics.api_list_tokens()",
-                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, layout_id, vals) VALUES (0, 1, '\\x00')",
+                          "INSERT INTO pganalytics.sample_frames_stage (batch_no, instance_id, collected_at, layout_id, vals) "
+                          "VALUES (0, 1, now(), 1, '\\x00')",
                           "SELECT * FROM pganalytics.register_layouts('{1}', '{1}', '{1}')",
                           "SELECT pganalytics.maintain()"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):

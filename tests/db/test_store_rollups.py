@@ -211,6 +211,9 @@ def test_a_killed_call_is_redone_without_double_counting(store_conn, store_dsn):
 def test_retention_drops_whole_partitions(store_conn, store_dsn, loaded):
     old = datetime.now(timezone.utc) - timedelta(days=4)
     deliver(store_dsn, [SamplesBatch("r1", "host", old, [("load", {"cpu": "0"}, "gauge", 1.0)])])
+    with psycopg.connect(store_dsn) as conn:  # and a ledger row of that day (sample frames need none)
+        iid = conn.execute("SELECT instance_id FROM pganalytics.instances WHERE name = 'r1'").fetchone()[0]
+        assert conn.execute("SELECT pganalytics.begin_snapshot(%s, 'settings', %s)", (iid, old)).fetchone()[0]
     day = old.strftime("%Y%m%d")
     assert store_conn.execute("SELECT to_regclass(%s)", (f"pganalytics.sample_frames_p{day}",)).fetchone()[0]
     summary = store_conn.execute("SELECT pganalytics.maintain()").fetchone()[0]

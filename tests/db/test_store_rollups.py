@@ -96,6 +96,46 @@ def test_coarser_levels_hold_complete_buckets_only(store_conn, loaded):
     assert store_conn.execute("SELECT count(*) FROM pganalytics.rollups_1h").fetchone()[0] == 0
 
 
+def test_coarser_levels_probe_each_series_not_the_whole_day(store_conn):
+    """A completed 5m bucket is read series by series through the key (instance_id, series_id,
+    bucket): a few index pages per series, not the instance's whole day of 1m rows (which a
+    scan on instance_id alone walks, at every call of every level)."""
+    nseries = 20
+    day = (datetime.now(timezone.utc) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    store_conn.execute("SELECT pganalytics.register_instance('d1', 'service=d1')")
+    iid = store_conn.execute("SELECT instance_id FROM pganalytics.instances WHERE name = 'd1'").fetchone()[0]
+    store_conn.execute("INSERT INTO pganalytics.series (instance_id, metric, labels) "
+                       "SELECT %s, 'm', jsonb_build_object('k', k) FROM generate_series(1, %s) k", (iid, nseries))
+    store_conn.execute("SELECT pganalytics.ensure_partitions('pganalytics.rollups_1m'::regclass, %s, %s)",
+                       (day, day + timedelta(days=1)))
+    store_conn.execute("INSERT INTO pganalytics.rollups_1m (instance_id, series_id, bucket, n, sum, min, max, last) "
+                       "SELECT s.instance_id, s.series_id, %s + m * interval '1 minute', 6, 6 * m, m, m + 1, m "
+                       "FROM pganalytics.series s, generate_series(0, 1439) m WHERE s.instance_id = %s "
+                       "ORDER BY m, s.series_id", (day, iid))  # minute by minute, as maintain() writes
+    part = f"pganalytics.rollups_1m_p{day:%Y%m%d}"
+    store_conn.execute(f"VACUUM ANALYZE {part}")
+    pages = store_conn.execute("SELECT sum(relpages) FROM pg_class WHERE oid IN (%s::regclass, %s::regclass)",
+                               (part, part + "_pkey")).fetchone()[0]
+    bound = 3 * nseries + 10  # per series: root, leaf, now and then the next leaf; the bucket's heap pages
+    assert pages > 4 * bound  # the day is big enough that walking it (index or heap) would show
+
+    def pages_read():
+        store_conn.execute("SELECT pg_stat_force_next_flush()")
+        store_conn.execute("SELECT 1")
+        return store_conn.execute("SELECT heap_blks_hit + heap_blks_read + coalesce(idx_blks_hit + idx_blks_read, 0) "
+                                  "FROM pg_statio_user_tables WHERE relid = %s::regclass", (part,)).fetchone()[0]
+    noon = day + timedelta(hours=12)
+    before = pages_read()
+    store_conn.execute("SELECT pganalytics.roll_up_coarser(%s, %s, %s, %s)",
+                       ([iid], [noon - timedelta(minutes=1)], [noon], [noon]))
+    read = pages_read() - before
+    assert read <= bound
+    rows = store_conn.execute("SELECT bucket, n, sum, min, max, last FROM pganalytics.rollups_5m "
+                              "WHERE instance_id = %s", (iid,)).fetchall()
+    m = 715  # 11:55 .. 11:59
+    assert rows == [(noon - timedelta(minutes=5), 30, 6.0 * sum(range(m, m + 5)), m, m + 5, m + 4)] * nseries
+
+
 def test_series_state_is_welford_and_ewma_over_minutes(store_conn, loaded):
     sid = series_id(store_conn, "load", '{"cpu": "0"}')
     n, mean, m2, ewma, last_value, last_bucket = store_conn.execute(

@@ -152,7 +152,12 @@ def test_two_daemons_collect_every_target_exactly_once(store_dsn, target_dsn, tm
             d.request_stop()
         for runner in runners:
             runner.join(30)
-    assert not any(r.is_alive() for r in runners)
+    if any(r.is_alive() for r in runners):  # say what the stuck daemon waits for in the store
+        with psycopg.connect(store_dsn, autocommit=True) as conn:
+            sessions = conn.execute("SELECT pid, state, wait_event_type, wait_event, left(query, 200) "
+                                    "FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND pid <> pg_backend_pid()").fetchall()
+        pytest.fail(f"a daemon did not stop within 30 s of request_stop(); store sessions: {sessions}")
     first, second = daemons
     # each daemon opened sessions for its own shard only: disjoint, and together every target
     assert set(first.targets) == {n for n, k in EVERY.items() if k == 1}

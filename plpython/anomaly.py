@@ -1,0 +1,315 @@
+"""Online anomaly detection for many series at once: one bank of detectors, one state per series.
+
+The same code serves both ways a series is scored (sql/analytics/anomaly_scores.sql for an array
+of points, and the live path folding each new minute into per-series state): `Bank.step()` takes
+one point of every series (a vector) and returns each point's expected value, score in [0, 1] and
+whether it is an anomaly, from earlier points only. All state is O(1) floats a series (plus the
+seasonal profiles), so scoring the newest point of 10,000 series is a few dozen numpy operations
+over 10,000-element vectors, and the state fits the store's per-instance blocks.
+
+The detectors, each fed the point after the seasonal profile is taken off (once it has learnt
+enough cycles and explains the series better than its level alone):
+- robust: distance from a streaming median in streaming MADs (a spike);
+- gaussian: distance from an EWMA mean in EWMA standard deviations, smoothed (a drift);
+- level: a short EWMA of the value against the median (a change of level, learnt as normal
+  as the median follows it);
+- variance: a short EWMA of absolute deviations against the MAD (a change of variance);
+- range: a value beyond everything seen so far by more than `range_margin` of the seen range.
+Each raw measure goes through its own anomaly likelihood (Numenta's idea, Ahmad et al. 2017:
+how unusual is this measure given its own recent distribution, as -log10 of a normal tail
+probability / 10, so 0.5 is p = 1e-5); the point's score is the highest of them.
+
+Welford's count/mean/M2 are kept as the series' exact running statistics (the seed's
+`mean = (mean + value) / 2` is not a mean). Runs on numpy 1.24 through 2.x, long-stable API only.
+"""
+import math
+
+import numpy as np
+
+DEFAULTS = {
+    "threshold": 0.5,          # is_anomaly: score >= threshold
+    "warmup_points": 100,      # points scored 0 (neutral) while every statistic settles
+    "median_rate": 0.02,       # streaming median/MAD step, in MADs a point
+    "ewma_alpha": 0.01,        # the gaussian detector's EWMA mean/variance
+    "level_alpha": 0.3,        # the level detector's short EWMA
+    "spread_alpha": 0.1,       # the variance detector's short EWMA of |deviation|
+    "smooth_alpha": 0.2,       # each likelihood's moving average of its raw measure (~10 points)
+    "likelihood_points": 1000, # memory of each likelihood's mean and variance
+    "range_margin": 0.05,      # range detector: beyond the seen range by this share of it,
+    "range_sigmas": 1.0,       # and by this many robust standard deviations
+    "seasonal_min_cycles": 3,  # days (or weeks) of history before a profile is used
+    "profile_alpha": 0.1,      # a profile slot's EWMA across cycles
+    "suppress_points": 100,     # after an anomaly, scores of the next points capped below threshold
+    "detectors": ["robust", "gaussian", "level", "variance", "range"],
+}
+DETECTORS = ("robust", "gaussian", "level", "variance", "range")
+LIKELIHOOD_DETECTORS = ("robust", "gaussian", "level", "variance")
+DAY, WEEK = 86400.0, 604800.0
+# The Unix epoch was a Thursday: shift by 3 days so slot 0 of the week is Monday 00:00 UTC.
+WEEK_SHIFT = 3 * DAY
+
+# Per-series scalar state, in storage order (state_to_matrix()).
+SCALARS = (
+    "n", "t_first", "t_last", "w_n", "w_mean", "w_m2", "med", "mad", "ew_mean", "ew_var",
+    "short", "spread", "hi", "lo", "raw_var", "resid_var", "last_alert",
+) + tuple(f"{d}_{s}" for d in LIKELIHOOD_DETECTORS for s in ("avg", "lmean", "lvar"))
+PROFILES = (("day_mean", 24), ("day_n", 24), ("week_mean", 168), ("week_n", 168))
+
+
+class OptionError(ValueError):
+    pass
+
+
+def check_options(options):
+    """The options with defaults filled in; a clear error for an unknown key or a bad value."""
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise OptionError("options must be a JSON object")
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise OptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(DEFAULTS))}")
+    out = dict(DEFAULTS)
+    out.update(options)
+    for key in ("threshold", "median_rate", "ewma_alpha", "level_alpha", "spread_alpha", "smooth_alpha",
+                "profile_alpha"):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise OptionError(f"option {key} must be a number in (0, 1], not {v!r}")
+    for key in ("range_margin", "range_sigmas"):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 10:
+            raise OptionError(f"option {key} must be a number in [0, 10], not {v!r}")
+    for key, low in (("warmup_points", 0), ("likelihood_points", 2), ("seasonal_min_cycles", 1),
+                     ("suppress_points", 0)):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= 10_000_000:
+            raise OptionError(f"option {key} must be an integer >= {low}, not {v!r}")
+    dets = out["detectors"]
+    if not isinstance(dets, list) or not dets or any(d not in DETECTORS for d in dets):
+        raise OptionError(f"option detectors must be a non-empty list of {', '.join(DETECTORS)}, not {dets!r}")
+    return out
+
+
+def new_state(size):
+    """The state of `size` series that have seen nothing."""
+    state = {k: np.zeros(size) for k in SCALARS}
+    for k in ("t_first", "t_last", "hi", "lo", "last_alert"):
+        state[k][:] = np.nan
+    for name, width in PROFILES:
+        state[name] = np.zeros((size, width))
+    return state
+
+
+def state_width():
+    return len(SCALARS) + sum(w for _, w in PROFILES)
+
+
+def state_to_matrix(state):
+    """One float64 row a series (scalars, then the profiles), to store as bytes."""
+    cols = [state[k][:, None] for k in SCALARS] + [state[name] for name, _ in PROFILES]
+    return np.hstack(cols)
+
+
+def state_from_matrix(matrix):
+    matrix = np.asarray(matrix, dtype=np.float64).reshape(-1, state_width())
+    state = {k: matrix[:, i].copy() for i, k in enumerate(SCALARS)}
+    at = len(SCALARS)
+    for name, width in PROFILES:
+        state[name] = matrix[:, at:at + width].copy()
+        at += width
+    return state
+
+
+# log(erfc(x)) for x >= 0 without underflow: Numerical Recipes' erfcc Chebyshev fit, fractional
+# error < 1.2e-7 everywhere, written as a logarithm so a z of 40 still has a finite tail.
+_ERFC = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
+         1.48851587, -0.82215223, 0.17087277)
+
+
+def log10_normal_tail(z):
+    """log10 P(Z > z) for a standard normal Z, elementwise; z <= 0 gives log10(0.5) or more."""
+    x = np.maximum(z, 0.0) / math.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.5 * x)
+    poly = np.zeros_like(x)
+    for c in reversed(_ERFC):
+        poly = poly * t + c
+    ln_erfc = np.log(t) - x * x + poly
+    return (ln_erfc + math.log(0.5)) / math.log(10.0)
+
+
+def surprise_score(bits):
+    """A score in [0, 1) from -log10 p: 0.5 at p = 1e-5, never saturating (so a threshold can
+    still tell p = 1e-12 from p = 1e-30)."""
+    bits = np.maximum(bits, 0.0)
+    return bits / (bits + 5.0)
+
+
+class Bank:
+    """Detectors for `size` series; step() scores one point of each and learns it."""
+
+    def __init__(self, size, options=None, state=None):
+        self.opt = check_options(options)
+        self.size = size
+        self.state = new_state(size) if state is None else state
+        self.use = {d: d in self.opt["detectors"] for d in DETECTORS}
+
+    def _likelihood(self, name, raw, learn):
+        """Numenta's anomaly likelihood of a raw measure: its short moving average (EWMA,
+        smooth_alpha) against the running mean and variance of that average (EWMA over
+        likelihood_points), as a normal tail probability; then learn it."""
+        s, o = self.state, self.opt
+        avg = s[f"{name}_avg"]
+        avg = np.where(learn, avg + o["smooth_alpha"] * (raw - avg), avg)
+        mean, var = s[f"{name}_lmean"], s[f"{name}_lvar"]
+        # A measure that has been constant (variance 0) still needs a scale: a tenth of its
+        # mean, and never below 0.05 (the raw measures are in deviations or log ratios).
+        std = np.maximum(np.sqrt(np.maximum(var, 0.0)), np.maximum(0.1 * np.abs(mean), 0.05))
+        score = surprise_score(-log10_normal_tail((avg - mean) / std))
+        a = np.maximum(1.0 / np.maximum(s["n"], 1.0), 1.0 / o["likelihood_points"])
+        delta = np.where(learn, avg - mean, 0.0)
+        s[f"{name}_avg"] = avg
+        s[f"{name}_lmean"] = mean + a * delta
+        s[f"{name}_lvar"] = np.where(learn, (1 - a) * (var + a * delta * delta), var)
+        return np.where(learn, score, 0.0)
+
+    def step(self, t, x):
+        """Score x (one value of each series, NaN where a series has no point) at times t (epoch
+        seconds); returns (expected, score, is_anomaly) arrays. A NaN point is skipped: its score
+        is NaN and the state is unchanged."""
+        o, s = self.opt, self.state
+        t = np.asarray(t, dtype=np.float64)
+        x = np.asarray(x, dtype=np.float64)
+        ok = np.isfinite(x) & np.isfinite(t)
+        xv = np.where(ok, x, 0.0)
+        first = ok & (s["n"] == 0)
+        s["t_first"] = np.where(first, t, s["t_first"])
+        s["med"] = np.where(first, xv, s["med"])
+        s["hi"] = np.where(first, xv, s["hi"])
+        s["lo"] = np.where(first, xv, s["lo"])
+        s["ew_mean"] = np.where(first, xv, s["ew_mean"])
+        s["short"] = np.where(first, xv, s["short"])
+
+        # Seasonal offset: the slot's learnt mean deviation from the level, once the series has
+        # min_cycles cycles of history and the profile explains it better than the level alone.
+        history = np.where(ok, t - s["t_first"], 0.0)
+        day_slot = np.where(ok, (np.floor(t / 3600.0) % 24), 0).astype(np.int64)
+        week_slot = np.where(ok, (np.floor((t + WEEK_SHIFT) / 3600.0) % 168), 0).astype(np.int64)
+        rows = np.arange(self.size)
+        day_off = s["day_mean"][rows, day_slot]
+        week_off = s["week_mean"][rows, week_slot]
+        cycles = o["seasonal_min_cycles"]
+        weekly = (history >= cycles * WEEK) & (s["week_n"][rows, week_slot] >= cycles)
+        daily = (history >= cycles * DAY) & (s["day_n"][rows, day_slot] >= cycles)
+        offset = np.where(weekly, week_off, np.where(daily, day_off, 0.0))
+        seasonal = (weekly | daily) & (s["resid_var"] < 0.8 * s["raw_var"])
+        offset = np.where(seasonal, offset, 0.0)
+        y = xv - offset
+
+        med = s["med"]
+        n = s["n"]
+        # The MAD's floor: a series that mostly repeats one value (MAD 0) is scaled by a
+        # thousandth of its level, or of its seen range, instead.
+        span = np.where(np.isfinite(s["hi"] - s["lo"]), s["hi"] - s["lo"], 0.0)
+        floor = np.maximum(np.maximum(1e-3 * np.abs(med), 1e-2 * span), 1e-9)
+        mad = np.maximum(s["mad"], floor)
+        sigma = 1.4826 * mad
+        expected = med + offset
+        learn = ok & (n >= 1)
+
+        scores = []
+        if self.use["robust"]:
+            scores.append(self._likelihood("robust", np.abs(y - med) / sigma, learn))
+        if self.use["gaussian"]:
+            ew_std = np.sqrt(np.maximum(s["ew_var"], (0.5 * sigma) ** 2))
+            raw = np.abs(y - s["ew_mean"]) / ew_std
+            scores.append(self._likelihood("gaussian", raw, learn))
+        short = np.where(learn, s["short"] + o["level_alpha"] * (y - s["short"]), s["short"])
+        if self.use["level"]:
+            scores.append(self._likelihood("level", np.abs(short - med) / sigma, learn))
+        spread = np.where(learn, s["spread"] + o["spread_alpha"] * (np.abs(y - med) - s["spread"]), s["spread"])
+        if self.use["variance"]:
+            ratio = np.maximum(spread, 1e-12) / (1.1926 * mad)  # E|y - med| = 1.1926 MAD for normal data
+            scores.append(self._likelihood("variance", np.abs(np.log(ratio)), learn))
+        if self.use["range"]:
+            width = np.maximum(span, floor)
+            past = np.maximum(np.maximum(xv - s["hi"], s["lo"] - xv), 0.0)
+            beyond = past / width
+            # Noise sets new records now and then (by a little): a record counts when it is also
+            # range_sigmas robust standard deviations past the old one.
+            hit = learn & (beyond > o["range_margin"]) & (past > o["range_sigmas"] * sigma)
+            # As surprising as p = 1e-5 at the margin, ten times less likely for each further margin.
+            scores.append(np.where(hit, surprise_score(5.0 * beyond / max(o["range_margin"], 1e-3)), 0.0))
+        score = np.max(np.vstack(scores), axis=0) if scores else np.zeros(self.size)
+
+        score = np.where(ok & (n >= o["warmup_points"]), score, 0.0)
+        if o["suppress_points"]:
+            quiet = (n - s["last_alert"]) <= o["suppress_points"]
+            score = np.where(quiet, 0.1 * score, score)
+        alert = ok & (score >= o["threshold"])
+        s["last_alert"] = np.where(alert, n, s["last_alert"])
+
+        # Learn the point.
+        s["short"], s["spread"] = short, spread
+        dev = y - med
+        rate = np.where(n < 20, 0.2, o["median_rate"])
+        s["med"] = np.where(learn, med + rate * mad * np.sign(dev), s["med"])
+        s["mad"] = np.where(learn & (n < 20), s["mad"] + (np.abs(dev) - s["mad"]) / np.maximum(n, 1.0),
+                            np.where(learn, s["mad"] * (1.0 + rate * np.sign(np.abs(dev) - s["mad"])), s["mad"]))
+        a = o["ewma_alpha"]
+        ed = y - s["ew_mean"]
+        s["ew_mean"] = np.where(learn, s["ew_mean"] + a * ed, s["ew_mean"])
+        s["ew_var"] = np.where(learn, (1 - a) * (s["ew_var"] + a * ed * ed), s["ew_var"])
+        s["raw_var"] = np.where(learn, s["raw_var"] + a * ((xv - med) ** 2 - s["raw_var"]), s["raw_var"])
+        s["resid_var"] = np.where(learn, s["resid_var"] + a * ((xv - med - np.where(weekly, week_off, day_off)) ** 2
+                                                                  - s["resid_var"]), s["resid_var"])
+        pa = o["profile_alpha"]
+        for name, slot in (("day", day_slot), ("week", week_slot)):
+            cnt = s[f"{name}_n"][rows, slot]
+            m = s[f"{name}_mean"][rows, slot]
+            w = np.maximum(1.0 / (cnt + 1.0), pa)
+            s[f"{name}_mean"][rows, slot] = np.where(ok, m + w * (xv - med - m), m)
+            s[f"{name}_n"][rows, slot] = cnt + ok
+        s["hi"] = np.where(ok, np.maximum(s["hi"], xv), s["hi"])
+        s["lo"] = np.where(ok, np.minimum(s["lo"], xv), s["lo"])
+        wn = s["w_n"] + ok
+        wd = xv - s["w_mean"]
+        s["w_mean"] = np.where(ok, s["w_mean"] + wd / np.maximum(wn, 1.0), s["w_mean"])
+        s["w_m2"] = np.where(ok, s["w_m2"] + wd * (xv - s["w_mean"]), s["w_m2"])
+        s["w_n"] = wn
+        s["n"] = n + ok
+        s["t_last"] = np.where(ok, t, s["t_last"])
+        nan = np.full(self.size, np.nan)
+        return (np.where(ok, expected, nan), np.where(ok, score, nan), alert)
+
+
+def check_series(ts, values):
+    """Refuse what cannot be scored, saying why: lengths, NULLs, NaN/inf, time order."""
+    if ts is None or values is None:
+        raise ValueError("timestamps and values must not be NULL")
+    if len(ts) != len(values):
+        raise ValueError(f"{len(ts)} timestamps but {len(values)} values: the arrays must be as long as each other")
+    for i, (t, v) in enumerate(zip(ts, values)):
+        if t is None or v is None:
+            raise ValueError(f"element {i + 1} is NULL: timestamps and values must not hold NULLs")
+        if not math.isfinite(v):
+            raise ValueError(f"value {i + 1} is {v}: values must be finite (no NaN or infinity)")
+        if not math.isfinite(t):
+            raise ValueError(f"timestamp {i + 1} is not finite")
+        if i and t <= ts[i - 1]:
+            word = "duplicates" if t == ts[i - 1] else "is earlier than"
+            raise ValueError(f"timestamp {i + 1} {word} timestamp {i}: timestamps must be strictly increasing")
+
+
+def score(ts, values, options=None):
+    """Score one series (ts: epoch seconds, increasing; values: finite floats) point by point,
+    online. Returns three lists: expected, score, is_anomaly."""
+    check_series(ts, values)
+    bank = Bank(1, options)
+    expected, scores, flags = [], [], []
+    for t, v in zip(ts, values):
+        e, sc, a = bank.step((t,), (v,))
+        expected.append(float(e[0]))
+        scores.append(float(sc[0]))
+        flags.append(bool(a[0]))
+    return expected, scores, flags

@@ -1,0 +1,179 @@
+"""The anomaly detector (plpython/anomaly.py) on series whose answer is known."""
+import math
+
+import numpy as np
+import pytest
+
+from pganalytics.plpython import anomaly
+
+MIN = 60.0
+T0 = 1_700_000_000.0 - (1_700_000_000.0 % 86400)  # a midnight, UTC
+
+
+def noise(n, seed=1, level=100.0, sd=5.0):
+    return list(np.random.default_rng(seed).normal(level, sd, n))
+
+
+def minutes(n, step=MIN):
+    return [T0 + i * step for i in range(n)]
+
+
+def test_online_a_points_score_depends_only_on_earlier_points():
+    values = noise(1500, seed=3)
+    values[900] += 80
+    values[1200:] = [v + 40 for v in values[1200:]]
+    ts = minutes(len(values))
+    full = anomaly.score(ts, values)
+    for cut in (101, 650, 900, 901, 1250):
+        part = anomaly.score(ts[:cut], values[:cut])
+        for a, b in zip(full, part):
+            assert a[:cut] == b
+
+
+def test_a_spike_is_flagged_and_the_noise_around_it_is_not():
+    values = noise(2000, seed=4)
+    values[1500] += 60  # 12 standard deviations
+    _, scores, flags = anomaly.score(minutes(2000), values)
+    assert flags[1500]
+    assert scores[1500] > 0.6
+    assert sum(flags[100:1500]) == 0
+
+
+def test_gaussian_noise_raises_few_false_alerts():
+    total = 0
+    for seed in range(5):
+        values = noise(3000, seed=10 + seed)
+        total += sum(anomaly.score(minutes(3000), values)[2])
+    assert total <= 5, f"{total} alerts on 15,000 points of pure noise"
+
+
+def test_warmup_points_are_neutral():
+    values = noise(300, seed=5)
+    values[50] += 500
+    _, scores, flags = anomaly.score(minutes(300), values)
+    assert scores[:100] == [0.0] * 100 and not any(flags[:100])
+
+
+def test_a_new_level_alerts_then_is_learnt_as_normal():
+    values = noise(4000, seed=6)
+    values[2000:] = [v + 50 for v in values[2000:]]
+    expected, _, flags = anomaly.score(minutes(4000), values)
+    assert any(flags[2000:2010])
+    assert sum(flags[2600:]) == 0
+    assert abs(expected[-1] - 150) < 5  # the expected value followed the level
+
+
+def test_a_change_of_variance_alerts():
+    values = noise(3000, seed=7, sd=1.0)
+    rng = np.random.default_rng(8)
+    values[2000:] = list(100 + rng.normal(0, 8.0, 1000))
+    flags = anomaly.score(minutes(3000), values)[2]
+    assert any(flags[2000:2050])
+
+
+def test_a_known_daily_peak_stops_alerting_once_the_profile_is_learnt():
+    """An hourly series with a batch peak at 02:00 every day: alerts on the first days at most,
+    none once seasonal_min_cycles days are learnt, and a peak at an unusual hour still alerts."""
+    days = 20
+    rng = np.random.default_rng(9)
+    ts = minutes(days * 288, step=300.0)  # 5-minute points
+    hours = [(t % 86400) / 3600 for t in ts]
+    values = [50 + rng.normal(0, 2) + (60 if 2 <= h < 3 else 0) for h in hours]
+    peak_at_noon = 17 * 288 + 12 * 12  # day 17, 12:00
+    for k in range(6):
+        values[peak_at_noon + k] += 60
+    expected, _, flags = anomaly.score(ts, values)
+    later = [i for i in range(5 * 288, days * 288) if not peak_at_noon <= i < peak_at_noon + 6]
+    assert sum(flags[i] for i in later) == 0
+    assert any(flags[peak_at_noon:peak_at_noon + 6])
+    two_am_day_10 = 10 * 288 + 2 * 12 + 6
+    assert abs(expected[two_am_day_10] - 110) < 10  # the profile expects the peak
+
+
+def test_welford_statistics_are_the_exact_mean_and_variance():
+    values = noise(500, seed=11, level=1e6, sd=3.0)
+    bank = anomaly.Bank(1)
+    for t, v in zip(minutes(500), values):
+        bank.step([t], [v])
+    s = bank.state
+    assert s["w_n"][0] == 500
+    assert math.isclose(s["w_mean"][0], float(np.mean(values)), rel_tol=1e-12)
+    assert math.isclose(s["w_m2"][0] / 499, float(np.var(values, ddof=1)), rel_tol=1e-9)
+
+
+def test_a_bank_scores_many_series_as_each_alone():
+    """The live path steps many series at once; each gets what it gets alone, and a series
+    without a point in a step (NaN) is left as it was."""
+    series = [noise(400, seed=20 + k) for k in range(3)]
+    series[1][300] += 100
+    ts = minutes(400)
+    bank = anomaly.Bank(3)
+    together = [[] for _ in series]
+    for i, t in enumerate(ts):
+        x = [s[i] for s in series]
+        if i % 7 == 0:
+            x[2] = math.nan  # series 2 misses every 7th point
+        _, sc, _ = bank.step([t] * 3, x)
+        for k in range(3):
+            together[k].append(sc[k])
+    for k in (0, 1):
+        assert together[k] == anomaly.score(ts, series[k])[1]
+    kept = [i for i in range(400) if i % 7]
+    alone = anomaly.score([ts[i] for i in kept], [series[2][i] for i in kept])[1]
+    assert [together[2][i] for i in kept] == alone
+    assert all(math.isnan(together[2][i]) for i in range(0, 400, 7))
+
+
+def test_state_round_trips_through_a_matrix():
+    bank = anomaly.Bank(2)
+    for i, t in enumerate(minutes(300)):
+        bank.step([t, t], [float(i), float(i % 13)])
+    sent = anomaly.state_to_matrix(bank.state).astype(">f8").tobytes()  # as a block stores it
+    copy = anomaly.Bank(2, state=anomaly.state_from_matrix(np.frombuffer(sent, dtype=">f8")))
+    for t in minutes(50):
+        t += 300 * MIN
+        a = bank.step([t, t], [5.0, 7.0])
+        b = copy.step([t, t], [5.0, 7.0])
+        for u, v in zip(a, b):
+            assert np.array_equal(u, v)
+
+
+@pytest.mark.parametrize("ts, values, message", [
+    ([1.0, 2.0], [1.0], "2 timestamps but 1 values"),
+    ([1.0, None], [1.0, 2.0], "element 2 is NULL"),
+    ([1.0, 2.0], [1.0, None], "element 2 is NULL"),
+    ([1.0, 2.0], [1.0, math.nan], "value 2 is nan"),
+    ([1.0, 2.0], [1.0, math.inf], "value 2 is inf"),
+    ([1.0, 1.0], [1.0, 2.0], "timestamp 2 duplicates timestamp 1"),
+    ([2.0, 1.0], [1.0, 2.0], "timestamp 2 is earlier than timestamp 1"),
+])
+def test_bad_series_are_refused_saying_why(ts, values, message):
+    with pytest.raises(ValueError, match=message):
+        anomaly.score(ts, values)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"threshold": 0}, "threshold must be a number in"),
+    ({"threshold": "high"}, "threshold must be a number in"),
+    ({"warmup_points": -1}, "warmup_points must be an integer"),
+    ({"warmup_points": 2.5}, "warmup_points must be an integer"),
+    ({"detectors": ["robust", "magic"]}, "detectors must be a non-empty list"),
+    ({"detectors": []}, "detectors must be a non-empty list"),
+    ({"treshold": 0.4}, "unknown option"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_bad_options_are_refused_saying_why(options, message):
+    with pytest.raises(anomaly.OptionError, match=message):
+        anomaly.check_options(options)
+
+
+def test_short_series_score_neutral_and_empty_is_empty():
+    assert anomaly.score([], []) == ([], [], [])
+    _, scores, flags = anomaly.score([1.0, 2.0, 3.0], [1.0, 100.0, -50.0])
+    assert scores == [0.0, 0.0, 0.0] and flags == [False] * 3
+
+
+def test_normal_tail_matches_the_exact_erfc():
+    for z in (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 20.0):
+        exact = math.log10(0.5 * math.erfc(z / math.sqrt(2)))
+        assert abs(anomaly.log10_normal_tail(np.array([z]))[0] - exact) < 1e-6 * max(1.0, abs(exact))

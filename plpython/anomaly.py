@@ -37,9 +37,9 @@ DEFAULTS = {
     "likelihood_points": 1000, # memory of each likelihood's mean and variance
     "range_margin": 0.05,      # range detector: beyond the seen range by this share of it,
     "range_sigmas": 1.0,       # and by this many robust standard deviations
-    "seasonal_min_cycles": 3,  # days (or weeks) of history before a profile is used
+    "seasonal_min_cycles": 3,  # days (weeks) of history before the hour-of-day (week) profile is used
     "profile_alpha": 0.1,      # a profile slot's EWMA across cycles
-    "suppress_points": 100,     # after an anomaly, scores of the next points capped below threshold
+    "suppress_points": 100,    # after an anomaly, the next points' scores are damped (x 0.1)
     "detectors": ["robust", "gaussian", "level", "variance", "range"],
 }
 DETECTORS = ("robust", "gaussian", "level", "variance", "range")
@@ -53,6 +53,8 @@ SCALARS = (
     "n", "t_first", "t_last", "w_n", "w_mean", "w_m2", "med", "mad", "ew_mean", "ew_var",
     "short", "spread", "hi", "lo", "raw_var", "resid_var", "last_alert",
 ) + tuple(f"{d}_{s}" for d in LIKELIHOOD_DETECTORS for s in ("avg", "lmean", "lvar"))
+# Online profiles: hour of day and hour of week, each slot's EWMA deviation from the level and
+# its count. A trained model's hour-of-week profile (train_anomaly_model()) takes precedence.
 PROFILES = (("day_mean", 24), ("day_n", 24), ("week_mean", 168), ("week_n", 168))
 
 
@@ -148,10 +150,20 @@ def surprise_score(bits):
 class Bank:
     """Detectors for `size` series; step() scores one point of each and learns it."""
 
-    def __init__(self, size, options=None, state=None):
+    def __init__(self, size, options=None, state=None, model=None):
+        """model (optional, from train_anomaly_model()): "week_profile", a (size, 168) array of
+        each hour of the week's offset from the series' level (NaN where not fitted),
+        "threshold", a (size,) array of per-series thresholds (NaN: the option's), and
+        "weights", a (size, len(DETECTORS)) array each detector's score is multiplied by."""
         self.opt = check_options(options)
         self.size = size
         self.state = new_state(size) if state is None else state
+        model = model or {}
+        self.week_profile = np.asarray(model.get("week_profile", np.full((size, 168), np.nan)), dtype=np.float64)
+        threshold = np.asarray(model.get("threshold", np.full(size, np.nan)), dtype=np.float64)
+        self.threshold = np.where(np.isfinite(threshold), threshold, self.opt["threshold"])
+        weights = np.asarray(model.get("weights", np.ones((size, len(DETECTORS)))), dtype=np.float64)
+        self.weights = {d: np.where(np.isfinite(weights[:, i]), weights[:, i], 1.0) for i, d in enumerate(DETECTORS)}
         self.use = {d: d in self.opt["detectors"] for d in DETECTORS}
 
     def _likelihood(self, name, raw, learn):
@@ -197,13 +209,14 @@ class Bank:
         week_slot = np.where(ok, (np.floor((t + WEEK_SHIFT) / 3600.0) % 168), 0).astype(np.int64)
         rows = np.arange(self.size)
         day_off = s["day_mean"][rows, day_slot]
-        week_off = s["week_mean"][rows, week_slot]
+        trained = self.week_profile[rows, week_slot]
+        fitted = np.isfinite(trained)  # a trained profile is used as soon as it exists
         cycles = o["seasonal_min_cycles"]
-        weekly = (history >= cycles * WEEK) & (s["week_n"][rows, week_slot] >= cycles)
+        weekly = fitted | ((history >= cycles * WEEK) & (s["week_n"][rows, week_slot] >= cycles))
+        week_off = np.where(fitted, trained, s["week_mean"][rows, week_slot])
         daily = (history >= cycles * DAY) & (s["day_n"][rows, day_slot] >= cycles)
-        offset = np.where(weekly, week_off, np.where(daily, day_off, 0.0))
-        seasonal = (weekly | daily) & (s["resid_var"] < 0.8 * s["raw_var"])
-        offset = np.where(seasonal, offset, 0.0)
+        seasonal = fitted | ((weekly | daily) & (s["resid_var"] < 0.8 * s["raw_var"]))
+        offset = np.where(seasonal, np.where(weekly, week_off, day_off), 0.0)
         y = xv - offset
 
         med = s["med"]
@@ -219,18 +232,18 @@ class Bank:
 
         scores = []
         if self.use["robust"]:
-            scores.append(self._likelihood("robust", np.abs(y - med) / sigma, learn))
+            scores.append(self.weights["robust"] * self._likelihood("robust", np.abs(y - med) / sigma, learn))
         if self.use["gaussian"]:
             ew_std = np.sqrt(np.maximum(s["ew_var"], (0.5 * sigma) ** 2))
             raw = np.abs(y - s["ew_mean"]) / ew_std
-            scores.append(self._likelihood("gaussian", raw, learn))
+            scores.append(self.weights["gaussian"] * self._likelihood("gaussian", raw, learn))
         short = np.where(learn, s["short"] + o["level_alpha"] * (y - s["short"]), s["short"])
         if self.use["level"]:
-            scores.append(self._likelihood("level", np.abs(short - med) / sigma, learn))
+            scores.append(self.weights["level"] * self._likelihood("level", np.abs(short - med) / sigma, learn))
         spread = np.where(learn, s["spread"] + o["spread_alpha"] * (np.abs(y - med) - s["spread"]), s["spread"])
         if self.use["variance"]:
             ratio = np.maximum(spread, 1e-12) / (1.1926 * mad)  # E|y - med| = 1.1926 MAD for normal data
-            scores.append(self._likelihood("variance", np.abs(np.log(ratio)), learn))
+            scores.append(self.weights["variance"] * self._likelihood("variance", np.abs(np.log(ratio)), learn))
         if self.use["range"]:
             width = np.maximum(span, floor)
             past = np.maximum(np.maximum(xv - s["hi"], s["lo"] - xv), 0.0)
@@ -239,14 +252,15 @@ class Bank:
             # range_sigmas robust standard deviations past the old one.
             hit = learn & (beyond > o["range_margin"]) & (past > o["range_sigmas"] * sigma)
             # As surprising as p = 1e-5 at the margin, ten times less likely for each further margin.
-            scores.append(np.where(hit, surprise_score(5.0 * beyond / max(o["range_margin"], 1e-3)), 0.0))
+            scores.append(self.weights["range"]
+                          * np.where(hit, surprise_score(5.0 * beyond / max(o["range_margin"], 1e-3)), 0.0))
         score = np.max(np.vstack(scores), axis=0) if scores else np.zeros(self.size)
 
         score = np.where(ok & (n >= o["warmup_points"]), score, 0.0)
         if o["suppress_points"]:
             quiet = (n - s["last_alert"]) <= o["suppress_points"]
-            score = np.where(quiet, 0.1 * score, score)
-        alert = ok & (score >= o["threshold"])
+            score = np.where(quiet, 0.1 * score, score)  # ranked below fresh surprises
+        alert = ok & (score >= self.threshold)
         s["last_alert"] = np.where(alert, n, s["last_alert"])
 
         # Learn the point.
@@ -313,3 +327,60 @@ def score(ts, values, options=None):
         scores.append(float(sc[0]))
         flags.append(bool(a[0]))
     return expected, scores, flags
+
+
+def decode_matrix(sent, rows):
+    """A block's state bytes (big-endian float8s) as a (rows, state_width()) matrix."""
+    if not rows:
+        return np.zeros((0, state_width()))
+    return np.frombuffer(sent, dtype=">f8").astype(np.float64).reshape(rows, state_width())
+
+
+def live_fold(keys, sent, point_keys, buckets, values, options=None, model=None):
+    """The live path: score an instance's new minutes against its stored state, in time order.
+
+    keys / sent: the block's keys and state bytes (None for a new instance); point_keys,
+    buckets (epoch seconds), values: the new points, any order (one per key and minute).
+    Returns (keys, state bytes, scored) with keys now every key seen, and scored a list of
+    (key, bucket, value, expected, score, is_anomaly) in (key, bucket) order: exactly what
+    score() gives for each key's series, as the Bank is the same and steps the same points.
+    model: {"keys": [...], "week_profile": ..., "threshold": ..., "weights": ...} rows by key."""
+    keys = list(keys or [])
+    old = decode_matrix(sent, len(keys)) if keys else np.zeros((0, state_width()))
+    new_keys = sorted(set(point_keys) - set(keys))
+    all_keys = sorted(keys + new_keys)
+    where = {k: i for i, k in enumerate(all_keys)}
+    matrix = np.vstack([old, state_to_matrix(new_state(len(new_keys)))])
+    order = np.argsort(np.array(keys + new_keys, dtype=object), kind="stable")
+    matrix = matrix[order]
+    bank = Bank(len(all_keys), options, state=state_from_matrix(matrix), model=_model_rows(model, all_keys))
+    times = sorted(set(buckets))
+    col = {t: j for j, t in enumerate(times)}
+    grid = np.full((len(all_keys), len(times)), np.nan)
+    for k, t, v in zip(point_keys, buckets, values):
+        grid[where[k], col[t]] = np.nan if v is None else v
+    out = np.full((3, len(all_keys), len(times)), np.nan)
+    for j, t in enumerate(times):
+        e, sc, a = bank.step(np.full(len(all_keys), t), grid[:, j])
+        out[0, :, j], out[1, :, j], out[2, :, j] = e, sc, a
+    scored = [(k, times[j], float(grid[i, j]), float(out[0, i, j]), float(out[1, i, j]), bool(out[2, i, j]))
+              for i, k in enumerate(all_keys) for j in range(len(times)) if np.isfinite(grid[i, j])]
+    return all_keys, state_to_matrix(bank.state).astype(">f8").tobytes(), scored
+
+
+def _model_rows(model, keys):
+    """A trained model's parameters laid out for `keys` (rows of keys it lacks: not fitted)."""
+    if not model:
+        return None
+    at = {k: i for i, k in enumerate(model["keys"])}
+    pick = np.array([at.get(k, -1) for k in keys], dtype=np.int64)
+    have = pick >= 0
+
+    def rows(a, width):
+        a = np.asarray(a, dtype=np.float64).reshape(len(model["keys"]), width) if width else \
+            np.asarray(a, dtype=np.float64)
+        out = np.full((len(keys), width) if width else len(keys), np.nan)
+        out[have] = a[pick[have]]
+        return out
+    return {"week_profile": rows(model["week_profile"], 168), "threshold": rows(model["threshold"], 0),
+            "weights": rows(model["weights"], len(DETECTORS))}

@@ -177,3 +177,49 @@ def test_normal_tail_matches_the_exact_erfc():
     for z in (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 20.0):
         exact = math.log10(0.5 * math.erfc(z / math.sqrt(2)))
         assert abs(anomaly.log10_normal_tail(np.array([z]))[0] - exact) < 1e-6 * max(1.0, abs(exact))
+
+
+def test_live_fold_in_chunks_scores_as_the_whole_series_does():
+    """The live path folds a few minutes at a time into stored state bytes; every key's points
+    score exactly as anomaly_scores() scores its whole series, and a key first seen late joins."""
+    rng = np.random.default_rng(12)
+    n = 700
+    ts = minutes(n)
+    a = list(rng.normal(50, 3, n))
+    a[500] += 40
+    b = list(rng.normal(10, 1, n))
+    keys, sent, got = [], None, {"x/": [], "y/db1": []}
+    at = 0
+    for size in [1, 5, 60, 2, 200, 3, 429]:
+        chunk = range(at, at + size)
+        pk, bk, vv = [], [], []
+        for i in chunk:
+            pk.append("x/"); bk.append(ts[i]); vv.append(a[i])
+            if i >= 300:  # the second key appears at minute 300
+                pk.append("y/db1"); bk.append(ts[i]); vv.append(b[i])
+        keys, sent, scored = anomaly.live_fold(keys, sent, pk, bk, vv)
+        for key, _, _, _, score, _ in scored:
+            got[key].append(score)
+        at += size
+    assert at == n and keys == ["x/", "y/db1"]
+    assert got["x/"] == anomaly.score(ts, a)[1]
+    assert got["y/db1"] == anomaly.score(ts[300:], b[300:])[1]
+    assert got["x/"][500] >= 0.5
+
+
+def test_a_trained_model_overrides_threshold_weights_and_weekly_profile():
+    values = noise(400, seed=13)
+    values[300] += 60
+    ts = minutes(400)
+    plain = anomaly.score(ts, values)
+    assert plain[2][300]
+    high = anomaly.Bank(1, model={"threshold": [0.99]})
+    muted = anomaly.Bank(1, model={"weights": [[0.0] * len(anomaly.DETECTORS)]})
+    shaped = anomaly.Bank(1, model={"week_profile": [[0.0] * 168]})
+    flags = {"high": [], "muted": [], "shaped": []}
+    for t, v in zip(ts, values):
+        flags["high"].append(bool(high.step([t], [v])[2][0]))
+        flags["muted"].append(bool(muted.step([t], [v])[2][0]))
+        flags["shaped"].append(bool(shaped.step([t], [v])[2][0]))
+    assert not any(flags["high"]) and not any(flags["muted"])
+    assert flags["shaped"][300]  # a flat fitted profile changes nothing about a spike

@@ -255,6 +255,7 @@ class Bank:
             scores.append(self.weights["range"]
                           * np.where(hit, surprise_score(5.0 * beyond / max(o["range_margin"], 1e-3)), 0.0))
         score = np.max(np.vstack(scores), axis=0) if scores else np.zeros(self.size)
+        self.detector_scores = dict(zip((d for d in DETECTORS if self.use[d]), scores))  # for training
 
         score = np.where(ok & (n >= o["warmup_points"]), score, 0.0)
         if o["suppress_points"]:
@@ -384,3 +385,65 @@ def _model_rows(model, keys):
         return out
     return {"week_profile": rows(model["week_profile"], 168), "threshold": rows(model["threshold"], 0),
             "weights": rows(model["weights"], len(DETECTORS))}
+
+
+def fit_model(series, options=None, allowed_alerts_per_week=1.0):
+    """Fit per-series parameters from history assumed mostly normal (train_anomaly_model()).
+
+    series: {key: (ts epoch seconds, values)}. For each key:
+    - week_profile: each hour of the week's median deviation from the series' median, from
+      whole weeks of history if there is one, else each hour of the day's (two days or more),
+      repeated over the week; kept only when it explains the series (residual variance under
+      0.8 of the raw), else NaN (not fitted);
+    - weights: a detector that alerted on this history more often than allowed_alerts_per_week
+      is scaled down until it would not have (a benign batch job, a noisy sensor);
+    - threshold: the production threshold (the weights do the fitting).
+    Deterministic: the same history and options fit the same parameters."""
+    opt = check_options(options)
+    keys = sorted(series)
+    profile = np.full((len(keys), 168), np.nan)
+    weights = np.ones((len(keys), len(DETECTORS)))
+    summary = {}
+    for i, key in enumerate(keys):
+        ts, values = (np.asarray(a, dtype=np.float64) for a in series[key])
+        check_series(list(ts), list(values))
+        # the time covered: first to last point plus one typical step (two days of 5-minute points
+        # cover two days, not two days less five minutes)
+        span = float(ts[-1] - ts[0] + np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+        level = float(np.median(values)) if len(values) else 0.0
+        raw_var = float(np.mean((values - level) ** 2)) if len(values) else 0.0
+        week_slot = (np.floor((ts + WEEK_SHIFT) / 3600.0) % 168).astype(np.int64)
+        day_slot = (np.floor(ts / 3600.0) % 24).astype(np.int64)
+        fitted, kind = None, None
+        if span >= WEEK and len(set(week_slot.tolist())) == 168:
+            fitted = np.array([np.median(values[week_slot == k]) - level for k in range(168)])
+            kind = "hour_of_week"
+        elif span >= 2 * DAY and len(set(day_slot.tolist())) == 24:
+            by_hour = np.array([np.median(values[day_slot == k]) - level for k in range(24)])
+            fitted = by_hour[np.arange(168) % 24]  # WEEK_SHIFT is whole days: week hour k is day hour k % 24
+            kind = "hour_of_day"
+        explained = False
+        if fitted is not None and raw_var > 0:
+            resid = float(np.mean((values - level - fitted[week_slot]) ** 2))
+            explained = resid < 0.8 * raw_var
+        if explained:
+            profile[i] = fitted
+        # Replay the history with the fitted profile: which detectors alerted how often.
+        bank = Bank(1, opt, model={"week_profile": profile[i:i + 1]})
+        peaks = {d: [] for d in DETECTORS}
+        for t, v in zip(ts, values):
+            bank.step((t,), (v,))
+            for d, sc in bank.detector_scores.items():
+                peaks[d].append(float(sc[0]))
+        allowed = int(allowed_alerts_per_week * max(span, DAY) / WEEK)
+        muted = {}
+        for j, d in enumerate(DETECTORS):
+            scores = np.sort(np.asarray(peaks[d]))[::-1]
+            if len(scores) > allowed and scores[allowed] >= opt["threshold"]:
+                # scaled so that the (allowed + 1)-th highest score falls just under the threshold
+                weights[i, j] = 0.99 * opt["threshold"] / scores[allowed]
+                muted[d] = round(float(weights[i, j]), 4)
+        summary[key] = {"points": int(len(values)), "profile": kind if explained else None,
+                        "weights": muted}
+    return {"keys": keys, "week_profile": profile, "threshold": np.full(len(keys), opt["threshold"]),
+            "weights": weights, "summary": summary}

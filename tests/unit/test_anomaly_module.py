@@ -223,3 +223,45 @@ def test_a_trained_model_overrides_threshold_weights_and_weekly_profile():
         flags["shaped"].append(bool(shaped.step([t], [v])[2][0]))
     assert not any(flags["high"]) and not any(flags["muted"])
     assert flags["shaped"][300]  # a flat fitted profile changes nothing about a spike
+
+
+def batch_day(days, seed, peak=60.0, step=300.0):
+    rng = np.random.default_rng(seed)
+    ts = [T0 + i * step for i in range(int(days * 86400 / step))]
+    values = [50 + rng.normal(0, 2) + (peak if 2 <= (t % 86400) / 3600 < 3 else 0.0) for t in ts]
+    return ts, values
+
+
+def test_training_on_two_days_stops_the_next_daily_batch_peak_alerting():
+    """Without a model the third day's 02:00 batch peak alerts (the online profile needs three
+    days); fitted on the first two days, it does not, and a peak at noon still does."""
+    ts, values = batch_day(4, seed=14)
+    day = 288
+    noon_day3 = 3 * day + 12 * 12
+    for k in range(6):
+        values[noon_day3 + k] += 60
+    model = anomaly.fit_model({"m/": (ts[:2 * day], values[:2 * day])})
+    assert model["summary"]["m/"]["profile"] == "hour_of_day"
+    peak_day2 = range(2 * day + 24, 2 * day + 36)
+    plain = anomaly.score(ts, values)[2]
+    assert any(plain[i] for i in peak_day2)
+    bank = anomaly.Bank(1, model=anomaly._model_rows({**model, "threshold": model["threshold"]}, ["m/"]))
+    flags = [bool(bank.step([t], [v])[2][0]) for t, v in zip(ts, values)]
+    assert not any(flags[2 * day:noon_day3]), [i for i in range(2 * day, noon_day3) if flags[i]]
+    assert any(flags[noon_day3:noon_day3 + 6])
+
+
+def test_training_is_deterministic_and_mutes_a_detector_that_cries_wolf():
+    ts, values = batch_day(3, seed=15, peak=0.0)
+    ts2, values2 = list(ts), list(values)
+    a = anomaly.fit_model({"m/": (ts, values)})
+    b = anomaly.fit_model({"m/": (ts2, values2)})
+    for k in ("week_profile", "threshold", "weights"):
+        assert np.array_equal(a[k], b[k], equal_nan=True)
+    assert a["summary"]["m/"]["profile"] is None  # no daily shape to fit
+    # a sensor that steps up and down every few hours: the level detector would alert each time
+    rng = np.random.default_rng(16)
+    noisy = [50 + rng.normal(0, 1) + (20 if (i // 37) % 2 else 0) for i in range(len(ts))]
+    fitted = anomaly.fit_model({"m/": (ts, noisy)})
+    assert fitted["summary"]["m/"]["weights"], "some detector should have been scaled down"
+    assert (fitted["weights"] <= 1).all() and (fitted["weights"] > 0).all()

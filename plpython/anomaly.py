@@ -48,14 +48,23 @@ DAY, WEEK = 86400.0, 604800.0
 # The Unix epoch was a Thursday: shift by 3 days so slot 0 of the week is Monday 00:00 UTC.
 WEEK_SHIFT = 3 * DAY
 
-# Per-series scalar state, in storage order (state_to_matrix()).
+# Per-series scalar state, in storage order (pack()).
 SCALARS = (
     "n", "t_first", "t_last", "w_n", "w_mean", "w_m2", "med", "mad", "ew_mean", "ew_var",
     "short", "spread", "hi", "lo", "raw_var", "resid_var", "last_alert",
-) + tuple(f"{d}_{s}" for d in LIKELIHOOD_DETECTORS for s in ("avg", "lmean", "lvar"))
-# Online profiles: hour of day and hour of week, each slot's EWMA deviation from the level and
-# its count. A trained model's hour-of-week profile (train_anomaly_model()) takes precedence.
+    "hour", "hour_sum", "hour_n",  # the hour being accumulated (epoch hours) for the profiles
+)
+# Each likelihood detector's (LIKELIHOOD_DETECTORS order) smoothed raw measure and that
+# average's running mean and variance: a column a detector, so the four likelihoods are one
+# set of numpy operations.
+LIKELIHOODS = (("lik_avg", 4), ("lik_mean", 4), ("lik_var", 4))
+# Online profiles: hour of day and hour of week, each slot's EWMA of the hour's mean deviation
+# from the level, and how many hours (cycles) it has folded. They change once an hour, so the
+# live path stores them apart from the rest (which changes every point): 384 of a series'
+# 415 floats are written once an hour, not once a minute. A trained model's hour-of-week
+# profile (train_anomaly_model()) takes precedence.
 PROFILES = (("day_mean", 24), ("day_n", 24), ("week_mean", 168), ("week_n", 168))
+PARTS = {"hot": tuple((k, 0) for k in SCALARS) + LIKELIHOODS, "profiles": PROFILES}
 
 
 class OptionError(ValueError):
@@ -96,30 +105,32 @@ def check_options(options):
 def new_state(size):
     """The state of `size` series that have seen nothing."""
     state = {k: np.zeros(size) for k in SCALARS}
-    for k in ("t_first", "t_last", "hi", "lo", "last_alert"):
+    for k in ("t_first", "t_last", "hi", "lo", "last_alert", "hour"):
         state[k][:] = np.nan
-    for name, width in PROFILES:
+    for name, width in LIKELIHOODS + PROFILES:
         state[name] = np.zeros((size, width))
     return state
 
 
-def state_width():
-    return len(SCALARS) + sum(w for _, w in PROFILES)
+def state_width(part):
+    """Floats a series of one part of the state ("hot" or "profiles")."""
+    return sum(max(w, 1) for _, w in PARTS[part])
 
 
-def state_to_matrix(state):
-    """One float64 row a series (scalars, then the profiles), to store as bytes."""
-    cols = [state[k][:, None] for k in SCALARS] + [state[name] for name, _ in PROFILES]
-    return np.hstack(cols)
+def pack(state, part):
+    """One part of the state as a (series, state_width(part)) matrix, to store as bytes."""
+    return np.hstack([state[k][:, None] if w == 0 else state[k] for k, w in PARTS[part]])
 
 
-def state_from_matrix(matrix):
-    matrix = np.asarray(matrix, dtype=np.float64).reshape(-1, state_width())
-    state = {k: matrix[:, i].copy() for i, k in enumerate(SCALARS)}
-    at = len(SCALARS)
-    for name, width in PROFILES:
-        state[name] = matrix[:, at:at + width].copy()
-        at += width
+def unpack(matrices):
+    """The state from its parts' matrices ({"hot": ..., "profiles": ...})."""
+    state = {}
+    for part, matrix in matrices.items():
+        matrix = np.asarray(matrix, dtype=np.float64).reshape(-1, state_width(part))
+        at = 0
+        for k, w in PARTS[part]:
+            state[k] = matrix[:, at].copy() if w == 0 else matrix[:, at:at + w].copy()
+            at += max(w, 1)
     return state
 
 
@@ -163,27 +174,46 @@ class Bank:
         threshold = np.asarray(model.get("threshold", np.full(size, np.nan)), dtype=np.float64)
         self.threshold = np.where(np.isfinite(threshold), threshold, self.opt["threshold"])
         weights = np.asarray(model.get("weights", np.ones((size, len(DETECTORS)))), dtype=np.float64)
-        self.weights = {d: np.where(np.isfinite(weights[:, i]), weights[:, i], 1.0) for i, d in enumerate(DETECTORS)}
-        self.use = {d: d in self.opt["detectors"] for d in DETECTORS}
+        self.weights = np.where(np.isfinite(weights), weights, 1.0).reshape(size, len(DETECTORS))
+        self.use = np.array([d in self.opt["detectors"] for d in DETECTORS], dtype=np.float64)
+        self.profiles_changed = False  # since the Bank was made: the live path stores them only then
 
-    def _likelihood(self, name, raw, learn):
-        """Numenta's anomaly likelihood of a raw measure: its short moving average (EWMA,
-        smooth_alpha) against the running mean and variance of that average (EWMA over
-        likelihood_points), as a normal tail probability; then learn it."""
+    def _likelihoods(self, raw, learn):
+        """Numenta's anomaly likelihood of each raw measure (raw: series x LIKELIHOOD_DETECTORS):
+        its short moving average (EWMA, smooth_alpha) against the running mean and variance of
+        that average (EWMA over likelihood_points), as a normal tail probability; then learn it."""
         s, o = self.state, self.opt
-        avg = s[f"{name}_avg"]
-        avg = np.where(learn, avg + o["smooth_alpha"] * (raw - avg), avg)
-        mean, var = s[f"{name}_lmean"], s[f"{name}_lvar"]
+        lm = learn[:, None]
+        avg = s["lik_avg"]
+        avg = np.where(lm, avg + o["smooth_alpha"] * (raw - avg), avg)
+        mean, var = s["lik_mean"], s["lik_var"]
         # A measure that has been constant (variance 0) still needs a scale: a tenth of its
         # mean, and never below 0.05 (the raw measures are in deviations or log ratios).
         std = np.maximum(np.sqrt(np.maximum(var, 0.0)), np.maximum(0.1 * np.abs(mean), 0.05))
         score = surprise_score(-log10_normal_tail((avg - mean) / std))
-        a = np.maximum(1.0 / np.maximum(s["n"], 1.0), 1.0 / o["likelihood_points"])
-        delta = np.where(learn, avg - mean, 0.0)
-        s[f"{name}_avg"] = avg
-        s[f"{name}_lmean"] = mean + a * delta
-        s[f"{name}_lvar"] = np.where(learn, (1 - a) * (var + a * delta * delta), var)
-        return np.where(learn, score, 0.0)
+        a = np.maximum(1.0 / np.maximum(s["n"], 1.0), 1.0 / o["likelihood_points"])[:, None]
+        delta = np.where(lm, avg - mean, 0.0)
+        s["lik_avg"] = avg
+        s["lik_mean"] = mean + a * delta
+        s["lik_var"] = np.where(lm, (1 - a) * (var + a * delta * delta), var)
+        return np.where(lm, score, 0.0)
+
+    def _fold_hour(self, done):
+        """Fold the finished hour of the series in `done` into their day and week profiles."""
+        s = self.state
+        rows = np.flatnonzero(done)
+        hour = s["hour"][rows]
+        deviation = s["hour_sum"][rows] / s["hour_n"][rows]
+        for name, slot in (("day", (hour % 24).astype(np.int64)),
+                           ("week", ((hour + WEEK_SHIFT / 3600.0) % 168).astype(np.int64))):
+            cnt = s[f"{name}_n"][rows, slot]
+            m = s[f"{name}_mean"][rows, slot]
+            w = np.maximum(1.0 / (cnt + 1.0), self.opt["profile_alpha"])
+            s[f"{name}_mean"][rows, slot] = m + w * (deviation - m)
+            s[f"{name}_n"][rows, slot] = cnt + 1
+        s["hour_sum"][rows] = 0.0
+        s["hour_n"][rows] = 0.0
+        self.profiles_changed = True
 
     def step(self, t, x):
         """Score x (one value of each series, NaN where a series has no point) at times t (epoch
@@ -201,6 +231,12 @@ class Bank:
         s["lo"] = np.where(first, xv, s["lo"])
         s["ew_mean"] = np.where(first, xv, s["ew_mean"])
         s["short"] = np.where(first, xv, s["short"])
+
+        # An hour is over: fold its mean deviation into the profiles before this point is scored.
+        hour = np.floor(t / 3600.0)
+        done = ok & (s["hour_n"] > 0) & (hour != s["hour"])
+        if done.any():
+            self._fold_hour(done)
 
         # Seasonal offset: the slot's learnt mean deviation from the level, once the series has
         # min_cycles cycles of history and the profile explains it better than the level alone.
@@ -230,32 +266,29 @@ class Bank:
         expected = med + offset
         learn = ok & (n >= 1)
 
-        scores = []
-        if self.use["robust"]:
-            scores.append(self.weights["robust"] * self._likelihood("robust", np.abs(y - med) / sigma, learn))
-        if self.use["gaussian"]:
-            ew_std = np.sqrt(np.maximum(s["ew_var"], (0.5 * sigma) ** 2))
-            raw = np.abs(y - s["ew_mean"]) / ew_std
-            scores.append(self.weights["gaussian"] * self._likelihood("gaussian", raw, learn))
         short = np.where(learn, s["short"] + o["level_alpha"] * (y - s["short"]), s["short"])
-        if self.use["level"]:
-            scores.append(self.weights["level"] * self._likelihood("level", np.abs(short - med) / sigma, learn))
         spread = np.where(learn, s["spread"] + o["spread_alpha"] * (np.abs(y - med) - s["spread"]), s["spread"])
-        if self.use["variance"]:
-            ratio = np.maximum(spread, 1e-12) / (1.1926 * mad)  # E|y - med| = 1.1926 MAD for normal data
-            scores.append(self.weights["variance"] * self._likelihood("variance", np.abs(np.log(ratio)), learn))
-        if self.use["range"]:
-            width = np.maximum(span, floor)
-            past = np.maximum(np.maximum(xv - s["hi"], s["lo"] - xv), 0.0)
-            beyond = past / width
-            # Noise sets new records now and then (by a little): a record counts when it is also
-            # range_sigmas robust standard deviations past the old one.
-            hit = learn & (beyond > o["range_margin"]) & (past > o["range_sigmas"] * sigma)
-            # As surprising as p = 1e-5 at the margin, ten times less likely for each further margin.
-            scores.append(self.weights["range"]
-                          * np.where(hit, surprise_score(5.0 * beyond / max(o["range_margin"], 1e-3)), 0.0))
-        score = np.max(np.vstack(scores), axis=0) if scores else np.zeros(self.size)
-        self.detector_scores = dict(zip((d for d in DETECTORS if self.use[d]), scores))  # for training
+        ew_std = np.sqrt(np.maximum(s["ew_var"], (0.5 * sigma) ** 2))
+        raw = np.stack([
+            np.abs(y - med) / sigma,                    # robust
+            np.abs(y - s["ew_mean"]) / ew_std,          # gaussian
+            np.abs(short - med) / sigma,                # level
+            # variance: E|y - med| = 1.1926 MAD for normal data
+            np.abs(np.log(np.maximum(spread, 1e-12) / (1.1926 * mad))),
+        ], axis=1)
+        detector = np.empty((self.size, len(DETECTORS)))
+        detector[:, :4] = self._likelihoods(raw, learn)
+        width = np.maximum(span, floor)
+        past = np.maximum(np.maximum(xv - s["hi"], s["lo"] - xv), 0.0)
+        beyond = past / width
+        # Range: noise sets new records now and then (by a little): a record counts when it is
+        # also range_sigmas robust standard deviations past the old one; as surprising as
+        # p = 1e-5 at the margin, ten times less likely for each further margin.
+        hit = learn & (beyond > o["range_margin"]) & (past > o["range_sigmas"] * sigma)
+        detector[:, 4] = np.where(hit, surprise_score(5.0 * beyond / max(o["range_margin"], 1e-3)), 0.0)
+        detector *= self.weights * self.use
+        self.detector_scores = detector  # for training: series x DETECTORS
+        score = detector.max(axis=1)
 
         score = np.where(ok & (n >= o["warmup_points"]), score, 0.0)
         if o["suppress_points"]:
@@ -278,13 +311,9 @@ class Bank:
         s["raw_var"] = np.where(learn, s["raw_var"] + a * ((xv - med) ** 2 - s["raw_var"]), s["raw_var"])
         s["resid_var"] = np.where(learn, s["resid_var"] + a * ((xv - med - np.where(weekly, week_off, day_off)) ** 2
                                                                   - s["resid_var"]), s["resid_var"])
-        pa = o["profile_alpha"]
-        for name, slot in (("day", day_slot), ("week", week_slot)):
-            cnt = s[f"{name}_n"][rows, slot]
-            m = s[f"{name}_mean"][rows, slot]
-            w = np.maximum(1.0 / (cnt + 1.0), pa)
-            s[f"{name}_mean"][rows, slot] = np.where(ok, m + w * (xv - med - m), m)
-            s[f"{name}_n"][rows, slot] = cnt + ok
+        s["hour"] = np.where(ok, hour, s["hour"])
+        s["hour_sum"] = s["hour_sum"] + np.where(ok, xv - med, 0.0)
+        s["hour_n"] = s["hour_n"] + ok
         s["hi"] = np.where(ok, np.maximum(s["hi"], xv), s["hi"])
         s["lo"] = np.where(ok, np.minimum(s["lo"], xv), s["lo"])
         wn = s["w_n"] + ok
@@ -330,43 +359,58 @@ def score(ts, values, options=None):
     return expected, scores, flags
 
 
-def decode_matrix(sent, rows):
-    """A block's state bytes (big-endian float8s) as a (rows, state_width()) matrix."""
+def decode(sent, rows, part):
+    """A block's bytes (big-endian float8s) of one part as a (rows, state_width(part)) matrix."""
     if not rows:
-        return np.zeros((0, state_width()))
-    return np.frombuffer(sent, dtype=">f8").astype(np.float64).reshape(rows, state_width())
+        return np.zeros((0, state_width(part)))
+    return np.frombuffer(sent, dtype=">f8").astype(np.float64).reshape(rows, state_width(part))
+
+
+def encode(matrix):
+    return np.ascontiguousarray(matrix, dtype=">f8").tobytes()
 
 
 def live_fold(keys, sent, point_keys, buckets, values, options=None, model=None):
     """The live path: score an instance's new minutes against its stored state, in time order.
 
-    keys / sent: the block's keys and state bytes (None for a new instance); point_keys,
-    buckets (epoch seconds), values: the new points, any order (one per key and minute).
-    Returns (keys, state bytes, scored) with keys now every key seen, and scored a list of
-    (key, bucket, value, expected, score, is_anomaly) in (key, bucket) order: exactly what
-    score() gives for each key's series, as the Bank is the same and steps the same points.
+    keys / sent: the block's keys and its state as bytes, {"hot": ..., "profiles": ...} (None
+    for a new instance); point_keys, buckets (epoch seconds), values: the new points, any order
+    (one per key and minute). Returns (keys, sent, scored): keys now every key seen; sent the
+    new bytes of each part, profiles None when unchanged (they change once an hour);
+    scored a list of (key, bucket, value, expected, score, is_anomaly) in (key, bucket) order:
+    exactly what score() gives for each key's series, as the Bank and the points are the same.
     model: {"keys": [...], "week_profile": ..., "threshold": ..., "weights": ...} rows by key."""
     keys = list(keys or [])
-    old = decode_matrix(sent, len(keys)) if keys else np.zeros((0, state_width()))
     new_keys = sorted(set(point_keys) - set(keys))
-    all_keys = sorted(keys + new_keys)
+    all_keys = keys + new_keys
+    order = None
+    if new_keys:
+        order = np.argsort(np.array(all_keys, dtype=object), kind="stable")
+        all_keys = [all_keys[i] for i in order]
+    fresh = new_state(len(new_keys))
+    parts = {}
+    for part in PARTS:
+        old = decode(sent[part], len(keys), part) if keys else np.zeros((0, state_width(part)))
+        matrix = np.vstack([old, pack(fresh, part)]) if new_keys else old
+        parts[part] = matrix[order] if order is not None else matrix
+    bank = Bank(len(all_keys), options, state=unpack(parts), model=_model_rows(model, all_keys))
     where = {k: i for i, k in enumerate(all_keys)}
-    matrix = np.vstack([old, state_to_matrix(new_state(len(new_keys)))])
-    order = np.argsort(np.array(keys + new_keys, dtype=object), kind="stable")
-    matrix = matrix[order]
-    bank = Bank(len(all_keys), options, state=state_from_matrix(matrix), model=_model_rows(model, all_keys))
     times = sorted(set(buckets))
     col = {t: j for j, t in enumerate(times)}
     grid = np.full((len(all_keys), len(times)), np.nan)
-    for k, t, v in zip(point_keys, buckets, values):
-        grid[where[k], col[t]] = np.nan if v is None else v
+    rows = np.fromiter((where[k] for k in point_keys), dtype=np.int64, count=len(point_keys))
+    cols = np.fromiter((col[t] for t in buckets), dtype=np.int64, count=len(buckets))
+    grid[rows, cols] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     out = np.full((3, len(all_keys), len(times)), np.nan)
     for j, t in enumerate(times):
-        e, sc, a = bank.step(np.full(len(all_keys), t), grid[:, j])
-        out[0, :, j], out[1, :, j], out[2, :, j] = e, sc, a
-    scored = [(k, times[j], float(grid[i, j]), float(out[0, i, j]), float(out[1, i, j]), bool(out[2, i, j]))
-              for i, k in enumerate(all_keys) for j in range(len(times)) if np.isfinite(grid[i, j])]
-    return all_keys, state_to_matrix(bank.state).astype(">f8").tobytes(), scored
+        out[0, :, j], out[1, :, j], out[2, :, j] = bank.step(np.full(len(all_keys), t), grid[:, j])
+    ki, ti = np.nonzero(np.isfinite(grid))  # row-major: by key, then time
+    scored = list(zip([all_keys[k] for k in ki], [times[k] for k in ti], grid[ki, ti].tolist(),
+                      out[0, ki, ti].tolist(), out[1, ki, ti].tolist(), (out[2, ki, ti] == 1).tolist()))
+    changed = bank.profiles_changed or bool(new_keys) or not keys
+    sent = {"hot": encode(pack(bank.state, "hot")),
+            "profiles": encode(pack(bank.state, "profiles")) if changed else None}
+    return all_keys, sent, scored
 
 
 def _model_rows(model, keys):
@@ -430,11 +474,11 @@ def fit_model(series, options=None, allowed_alerts_per_week=1.0):
             profile[i] = fitted
         # Replay the history with the fitted profile: which detectors alerted how often.
         bank = Bank(1, opt, model={"week_profile": profile[i:i + 1]})
-        peaks = {d: [] for d in DETECTORS}
+        peaks: dict[str, list[float]] = {d: [] for d in DETECTORS}
         for t, v in zip(ts, values):
             bank.step((t,), (v,))
-            for d, sc in bank.detector_scores.items():
-                peaks[d].append(float(sc[0]))
+            for j, d in enumerate(DETECTORS):
+                peaks[d].append(float(bank.detector_scores[0, j]))
         allowed = int(allowed_alerts_per_week * max(span, DAY) / WEEK)
         muted = {}
         for j, d in enumerate(DETECTORS):

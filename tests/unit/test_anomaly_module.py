@@ -128,8 +128,8 @@ def test_state_round_trips_through_a_matrix():
     bank = anomaly.Bank(2)
     for i, t in enumerate(minutes(300)):
         bank.step([t, t], [float(i), float(i % 13)])
-    sent = anomaly.state_to_matrix(bank.state).astype(">f8").tobytes()  # as a block stores it
-    copy = anomaly.Bank(2, state=anomaly.state_from_matrix(np.frombuffer(sent, dtype=">f8")))
+    sent = {part: anomaly.encode(anomaly.pack(bank.state, part)) for part in anomaly.PARTS}  # as a block stores it
+    copy = anomaly.Bank(2, state=anomaly.unpack({part: anomaly.decode(b, 2, part) for part, b in sent.items()}))
     for t in minutes(50):
         t += 300 * MIN
         a = bank.step([t, t], [5.0, 7.0])
@@ -189,19 +189,24 @@ def test_live_fold_in_chunks_scores_as_the_whole_series_does():
     a[500] += 40
     b = list(rng.normal(10, 1, n))
     keys, sent, got = [], None, {"x/": [], "y/db1": []}
-    at = 0
+    at, profile_writes = 0, 0
     for size in [1, 5, 60, 2, 200, 3, 429]:
         chunk = range(at, at + size)
         pk, bk, vv = [], [], []
         for i in chunk:
-            pk.append("x/"); bk.append(ts[i]); vv.append(a[i])
-            if i >= 300:  # the second key appears at minute 300
-                pk.append("y/db1"); bk.append(ts[i]); vv.append(b[i])
-        keys, sent, scored = anomaly.live_fold(keys, sent, pk, bk, vv)
+            points = [("x/", a[i])] + ([("y/db1", b[i])] if i >= 300 else [])  # y first seen at 300
+            for key, v in points:
+                pk.append(key)
+                bk.append(ts[i])
+                vv.append(v)
+        keys, new, scored = anomaly.live_fold(keys, sent, pk, bk, vv)
+        profile_writes += new["profiles"] is not None
+        sent = {"hot": new["hot"], "profiles": new["profiles"] or sent["profiles"]}
         for key, _, _, _, score, _ in scored:
             got[key].append(score)
         at += size
     assert at == n and keys == ["x/", "y/db1"]
+    assert profile_writes < 7  # the 1-minute chunks within an hour left the profiles alone
     assert got["x/"] == anomaly.score(ts, a)[1]
     assert got["y/db1"] == anomaly.score(ts[300:], b[300:])[1]
     assert got["x/"][500] >= 0.5

@@ -33,7 +33,7 @@ DEFAULTS = {
     "ewma_alpha": 0.01,        # the gaussian detector's EWMA mean/variance
     "level_alpha": 0.3,        # the level detector's short EWMA
     "spread_alpha": 0.1,       # the variance detector's short EWMA of |deviation|
-    "smooth_alpha": 0.2,       # each likelihood's moving average of its raw measure (~10 points)
+    "smooth_alpha": 0.1,       # each likelihood's moving average of its raw measure (~20 points)
     "likelihood_points": 1000, # memory of each likelihood's mean and variance
     "range_margin": 0.05,      # range detector: beyond the seen range by this share of it,
     "range_sigmas": 1.0,       # and by this many robust standard deviations

@@ -108,8 +108,9 @@ BEGIN
             JOIN pganalytics.sample_layouts l ON l.instance_id = f.instance_id AND l.layout_id = f.layout_id
             CROSS JOIN LATERAL unnest(l.series_ids, pganalytics.frame_values(f.vals)) AS u(series_id, v)
             WHERE f.instance_id = $1 AND f.ts >= greatest($8, date_bin($5, $3, $6) - $5) AND f.ts < $4
-              AND u.series_id IN (SELECT p.series_id FROM picked p) AND u.v = u.v  -- NaN != NaN
-              AND u.v NOT IN ('infinity', '-infinity')
+              AND u.series_id IN (SELECT p.series_id FROM picked p)
+              -- finite values only (PostgreSQL's NaN equals itself: no self-comparison finds it)
+              AND u.v NOT IN ('NaN', 'infinity', '-infinity')
             GROUP BY 1, 2),
         buckets AS (
             SELECT b.*, lag(b.last) OVER w AS prev_last, lag(b.bucket) OVER w AS prev_bucket

@@ -345,3 +345,15 @@ def test_reading_one_series_reads_only_its_rows(store_conn, store_dsn):
     assert len(rows) == 28 and {r[3] for r in rows} == {7.0}
     total = store_conn.execute("SELECT count(*) FROM pganalytics.rollups_1m").fetchone()[0]
     assert total == 300 * 28 and after - before <= 28 + 1  # one series' rows (+ the boundary probe)
+
+
+def test_read_leaves_nan_and_infinity_out_of_buckets_not_rolled_up_yet(store_conn, store_dsn, loaded):
+    """The newest buckets come from raw frames: a NaN or infinite sample is left out of their
+    count, sum, min and max, as the rollups leave it out (NaN = NaN in PostgreSQL: no
+    self-comparison can find it)."""
+    odd = [1.0, math.nan, 3.0, math.inf, 5.0, -math.inf]
+    deliver(store_dsn, [batch("r1", 180 + k, extra=v) for k, v in enumerate(odd)])
+    rows = read(store_conn, "odd", BASE + timedelta(minutes=30), BASE + timedelta(minutes=31), "1m")
+    assert len(rows) == 1
+    _, _, _, value, low, high, n, _ = rows[0]
+    assert (value, low, high, n) == (3.0, 1.0, 5.0, 3)

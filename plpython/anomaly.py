@@ -277,7 +277,9 @@ class Bank:
             np.abs(np.log(np.maximum(spread, 1e-12) / (1.1926 * mad))),
         ], axis=1)
         detector = np.empty((self.size, len(DETECTORS)))
-        detector[:, :4] = self._likelihoods(raw, learn)
+        # log1p: deviations of real series are heavy-tailed, and the likelihood's normal model
+        # of them (mean, variance) then sees "rare" far too often; on a log scale it holds.
+        detector[:, :4] = self._likelihoods(np.log1p(raw), learn)
         width = np.maximum(span, floor)
         past = np.maximum(np.maximum(xv - s["hi"], s["lo"] - xv), 0.0)
         beyond = past / width

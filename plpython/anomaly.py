@@ -381,7 +381,9 @@ def live_fold(keys, sent, point_keys, buckets, values, options=None, model=None)
     new bytes of each part, profiles None when unchanged (they change once an hour);
     scored a list of (key, bucket, value, expected, score, is_anomaly) in (key, bucket) order:
     exactly what score() gives for each key's series, as the Bank and the points are the same.
-    model: {"keys": [...], "week_profile": ..., "threshold": ..., "weights": ...} rows by key."""
+    model: {"keys": [...], "week_profile": ..., "threshold": ..., "weights": ..., "warm": ...}
+    rows by key, and "fresh": True the first time it is used, when each of its keys' hot state
+    is replaced by the model's warm state (fit_model())."""
     keys = list(keys or [])
     new_keys = sorted(set(point_keys) - set(keys))
     all_keys = keys + new_keys
@@ -395,6 +397,12 @@ def live_fold(keys, sent, point_keys, buckets, values, options=None, model=None)
         old = decode(sent[part], len(keys), part) if keys else np.zeros((0, state_width(part)))
         matrix = np.vstack([old, pack(fresh, part)]) if new_keys else old
         parts[part] = matrix[order] if order is not None else matrix
+    if model and model.get("fresh") and model.get("warm") is not None:
+        at = {k: i for i, k in enumerate(all_keys)}
+        warm = np.asarray(model["warm"], dtype=np.float64).reshape(len(model["keys"]), state_width("hot"))
+        for m, k in enumerate(model["keys"]):
+            if k in at:
+                parts["hot"][at[k]] = warm[m]
     bank = Bank(len(all_keys), options, state=unpack(parts), model=_model_rows(model, all_keys))
     where = {k: i for i, k in enumerate(all_keys)}
     times = sorted(set(buckets))
@@ -437,34 +445,37 @@ def fit_model(series, options=None, allowed_alerts_per_week=1.0):
     """Fit per-series parameters from history assumed mostly normal (train_anomaly_model()).
 
     series: {key: (ts epoch seconds, values)}. For each key:
-    - week_profile: each hour of the week's median deviation from the series' median, from
-      whole weeks of history if there is one, else each hour of the day's (two days or more),
-      repeated over the week; kept only when it explains the series (residual variance under
-      0.8 of the raw), else NaN (not fitted);
+    - week_profile: each hour of the week's median deviation from the series' median when every
+      hour of the week has points from two weeks or more, else each hour of the day's (every
+      hour from two days or more) repeated over the week; kept only when it explains the
+      series (residual variance under 0.8 of the raw), else NaN (not fitted);
+    - warm: the detector's state ("hot" part) after replaying the history with that profile:
+      the live path starts from it when the model is new, so what the detector learnt about
+      the series' variability is not inflated by the peaks the profile now expects;
     - weights: a detector that alerted on this history more often than allowed_alerts_per_week
-      is scaled down until it would not have (a benign batch job, a noisy sensor);
+      (at least once) is scaled down until it would not have (a benign batch job, a noisy
+      sensor), never below 0.5: it still speaks for what is far stronger;
     - threshold: the production threshold (the weights do the fitting).
     Deterministic: the same history and options fit the same parameters."""
     opt = check_options(options)
     keys = sorted(series)
     profile = np.full((len(keys), 168), np.nan)
     weights = np.ones((len(keys), len(DETECTORS)))
+    warm = np.zeros((len(keys), state_width("hot")))
     summary = {}
     for i, key in enumerate(keys):
         ts, values = (np.asarray(a, dtype=np.float64) for a in series[key])
         check_series(list(ts), list(values))
-        # the time covered: first to last point plus one typical step (two days of 5-minute points
-        # cover two days, not two days less five minutes)
-        span = float(ts[-1] - ts[0] + np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+        span = float(ts[-1] - ts[0]) if len(ts) > 1 else 0.0
         level = float(np.median(values)) if len(values) else 0.0
         raw_var = float(np.mean((values - level) ** 2)) if len(values) else 0.0
         week_slot = (np.floor((ts + WEEK_SHIFT) / 3600.0) % 168).astype(np.int64)
         day_slot = (np.floor(ts / 3600.0) % 24).astype(np.int64)
         fitted, kind = None, None
-        if span >= WEEK and len(set(week_slot.tolist())) == 168:
+        if _cycles_per_slot(ts, week_slot, WEEK, 168) >= 2:
             fitted = np.array([np.median(values[week_slot == k]) - level for k in range(168)])
             kind = "hour_of_week"
-        elif span >= 2 * DAY and len(set(day_slot.tolist())) == 24:
+        elif _cycles_per_slot(ts, day_slot, DAY, 24) >= 2:
             by_hour = np.array([np.median(values[day_slot == k]) - level for k in range(24)])
             fitted = by_hour[np.arange(168) % 24]  # WEEK_SHIFT is whole days: week hour k is day hour k % 24
             kind = "hour_of_day"
@@ -481,15 +492,26 @@ def fit_model(series, options=None, allowed_alerts_per_week=1.0):
             bank.step((t,), (v,))
             for j, d in enumerate(DETECTORS):
                 peaks[d].append(float(bank.detector_scores[0, j]))
-        allowed = int(allowed_alerts_per_week * max(span, DAY) / WEEK)
+        warm[i] = pack(bank.state, "hot")[0]
+        allowed = max(1, int(allowed_alerts_per_week * span / WEEK))
         muted = {}
         for j, d in enumerate(DETECTORS):
             scores = np.sort(np.asarray(peaks[d]))[::-1]
             if len(scores) > allowed and scores[allowed] >= opt["threshold"]:
                 # scaled so that the (allowed + 1)-th highest score falls just under the threshold
-                weights[i, j] = 0.99 * opt["threshold"] / scores[allowed]
+                weights[i, j] = max(0.5, 0.99 * opt["threshold"] / scores[allowed])
                 muted[d] = round(float(weights[i, j]), 4)
         summary[key] = {"points": int(len(values)), "profile": kind if explained else None,
                         "weights": muted}
+    hot = unpack({"hot": warm})
+    hot["last_alert"][:] = np.nan  # the replay's alerts were not the live path's
     return {"keys": keys, "week_profile": profile, "threshold": np.full(len(keys), opt["threshold"]),
-            "weights": weights, "summary": summary}
+            "weights": weights, "warm": pack(hot, "hot"), "summary": summary}
+
+
+def _cycles_per_slot(ts, slot, cycle, width):
+    """The fewest distinct cycles (days, weeks) any of the `width` slots has points from."""
+    seen = np.zeros(width, dtype=np.int64)
+    for k in np.unique(slot):
+        seen[k] = np.unique(np.floor((ts[slot == k] + WEEK_SHIFT) / cycle)).size
+    return int(seen.min()) if width else 0

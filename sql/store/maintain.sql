@@ -1,10 +1,12 @@
 -- depends: store/roll_up_minutes.sql
 -- depends: store/roll_up_coarser.sql
 -- depends: ingest/retire_partitions.sql
+-- depends: store/detect_live.sql
 -- The store's housekeeping, meant to run every minute (the collector daemon calls it; pg_cron
 -- can instead: see the README): roll up each instance's new complete minutes into 1m (and the
--- coarser levels whose buckets they complete), fold them into series_state, rebuild minutes
--- that late frames landed in, and drop partitions past their retention.
+-- coarser levels whose buckets they complete), fold them into series_state, score the new
+-- minutes' derived metrics for anomalies (detect_live(): events in pganalytics.anomalies),
+-- rebuild minutes that late frames landed in, and drop partitions past their retention.
 --
 -- One call at a time: a second concurrent call returns at once ({"skipped": ...}). All of it
 -- is one transaction, so a call killed halfway leaves nothing half-done and the next call
@@ -38,6 +40,7 @@ DECLARE
     n_state     bigint := 0;
     n_late      bigint := 0;
     n_coarse    bigint := 0;
+    n_scored    bigint := 0;
     dropped     text[] := '{}';
     keep        record;
     summary     jsonb;
@@ -124,6 +127,10 @@ BEGIN
         INSERT INTO pganalytics.rollup_progress AS p (instance_id, rolled_until)
         SELECT u.instance_id, u.t1 FROM unnest(chunk.ids, chunk.t1) AS u(instance_id, t1)
         ON CONFLICT (instance_id) DO UPDATE SET rolled_until = EXCLUDED.rolled_until;
+        -- after rolled_until moves: anomaly_inputs() reads rolled-up minutes only
+        n_scored := n_scored + pganalytics.detect_live(chunk.ids,
+            ARRAY(SELECT extract(epoch FROM u.t)::float8 FROM unnest(chunk.t0) WITH ORDINALITY u (t, k) ORDER BY u.k),
+            ARRAY(SELECT extract(epoch FROM u.t)::float8 FROM unnest(chunk.t1) WITH ORDINALITY u (t, k) ORDER BY u.k));
     END LOOP;
 
     -- 3. Retention: whole partitions, never DELETE.
@@ -142,7 +149,7 @@ BEGIN
 
     summary := jsonb_build_object(
         'instance_minutes', n_minutes, 'rollup_rows', n_rows, 'state_rows', n_state,
-        'late_minutes', n_late, 'coarser_rows', n_coarse, 'dropped', to_jsonb(dropped),
+        'late_minutes', n_late, 'coarser_rows', n_coarse, 'scored_points', n_scored, 'dropped', to_jsonb(dropped),
         'behind', coalesce(behind, false),
         'seconds', round(extract(epoch FROM clock_timestamp() - started)::numeric, 3));
     INSERT INTO pganalytics.maintain_runs (started_at, seen, summary) VALUES (started, seen, summary);

@@ -214,10 +214,20 @@ def loaded(server_dsn, store_template):
 
 
 @pytest.fixture
-def db(databases, loaded):
+def live(databases, loaded):
+    """A clone of the loaded store as maintain() left it: with the live path's events."""
     dsn = databases.create(template=loaded, prefix="anev")
     with psycopg.connect(dsn, autocommit=True) as conn:
         yield conn, dsn
+
+
+@pytest.fixture
+def db(live):
+    """The same without any event: the tests of the recording rules write their own (the live
+    path's own events are compared in test_the_live_path_in_maintain_records_what_anomaly_scores_flags)."""
+    conn, _ = live
+    conn.execute("DELETE FROM pganalytics.anomalies")
+    return live
 
 
 def iid_of(conn, name="db1") -> int:
@@ -493,6 +503,26 @@ def test_record_refuses_bad_input(store_conn, change, message):
 
 
 # -- against the loaded store ---------------------------------------------------------------
+
+def test_the_live_path_in_maintain_records_what_anomaly_scores_flags(live, databases, loaded):
+    """Parity of the two ways to call the detector: maintain() scored each new minute of every
+    derived series against stored state (detect_live()); anomaly_scores() over each whole series
+    flags the same points, so recording its points gives the very events the live path wrote."""
+    conn, _ = live
+    got = events(conn)
+    assert {(e["anomaly_type"], e["subject"]) for e in got} >= {("cache_hit_rate_drop", "datname:app")}, got
+    assert {e["source"] for e in got} == {"live"}
+    keys = sorted({(r[0], r[1]) for r in inputs(conn)})
+    points = [p for key in keys for p in scored(conn, *key)]
+    conn.execute("DELETE FROM pganalytics.anomalies")
+    record(conn, points)
+    assert events(conn) == got
+    state = conn.execute("SELECT b.keys, b.scored_until FROM pganalytics.anomaly_state_blocks b "
+                         "WHERE b.instance_id = %s", (iid_of(conn),)).fetchone()
+    assert state[0] == sorted(f"{t}/{s}" for t, s in keys)
+    assert state[1] == conn.execute("SELECT rolled_until FROM pganalytics.rollup_progress WHERE instance_id = %s",
+                                    (iid_of(conn),)).fetchone()[0]
+
 
 def test_live_scoring_of_stored_data_gives_the_episode(db):
     conn, _ = db

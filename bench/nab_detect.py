@@ -116,6 +116,13 @@ def write_results(corpus: scorer.Corpus, values: dict[str, np.ndarray], scores: 
                 w.writerow([str(ts).replace("T", " ")[:19], repr(float(v)), f"{sc:.6f}", lab])
 
 
+def ablate(report: dict, label: str, corpus: scorer.Corpus, values: dict[str, np.ndarray], costs: dict,
+           options: dict) -> None:
+    r = scorer.score_detector(corpus, run_bank(corpus, values, options), costs)
+    report["ablation"][label] = {p: round(v.normalised, 2) for p, v in r.items()}
+    print(f"{label:26s} " + "  ".join(f"{p} {v.normalised:6.2f}" for p, v in r.items()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--options", default="{}", help="detector options (JSON object), one set for the corpus")
@@ -150,10 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             rest = [k for k in opts["detectors"] if k != d]
             if not rest:
                 continue
-            s = run_bank(corpus, values, {**options, "detectors": rest})
-            r = scorer.score_detector(corpus, s, costs)
-            report["ablation"][f"without {d}"] = {p: round(v.normalised, 2) for p, v in r.items()}
-            print(f"without {d:10s} " + "  ".join(f"{p} {v.normalised:6.2f}" for p, v in r.items()))
+            ablate(report, f"without {d}", corpus, values, costs, {**options, "detectors": rest})
+        ablate(report, "without seasonal profiles", corpus, values, costs, {**options, "seasonal": False})
     if args.write:
         write_results(corpus, values, scores)
     if args.json:

@@ -41,6 +41,7 @@ DEFAULTS = {
     "profile_alpha": 0.1,      # a profile slot's EWMA across cycles
     "suppress_points": 100,    # after an anomaly, the next points' scores are damped (x 0.1)
     "detectors": ["robust", "gaussian", "level", "variance", "range"],
+    "seasonal": True,          # take the hour-of-day/week profile off before the detectors
 }
 DETECTORS = ("robust", "gaussian", "level", "variance", "range")
 LIKELIHOOD_DETECTORS = ("robust", "gaussian", "level", "variance")
@@ -96,6 +97,8 @@ def check_options(options):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= 10_000_000:
             raise OptionError(f"option {key} must be an integer >= {low}, not {v!r}")
+    if not isinstance(out["seasonal"], bool):
+        raise OptionError(f"option seasonal must be true or false, not {out['seasonal']!r}")
     dets = out["detectors"]
     if not isinstance(dets, list) or not dets or any(d not in DETECTORS for d in dets):
         raise OptionError(f"option detectors must be a non-empty list of {', '.join(DETECTORS)}, not {dets!r}")
@@ -252,7 +255,7 @@ class Bank:
         week_off = np.where(fitted, trained, s["week_mean"][rows, week_slot])
         daily = (history >= cycles * DAY) & (s["day_n"][rows, day_slot] >= cycles)
         seasonal = fitted | ((weekly | daily) & (s["resid_var"] < 0.8 * s["raw_var"]))
-        offset = np.where(seasonal, np.where(weekly, week_off, day_off), 0.0)
+        offset = np.where(seasonal & o["seasonal"], np.where(weekly, week_off, day_off), 0.0)
         y = xv - offset
 
         med = s["med"]

@@ -88,6 +88,8 @@ def test_a_known_daily_peak_stops_alerting_once_the_profile_is_learnt():
     assert any(flags[peak_at_noon:peak_at_noon + 6])
     two_am_day_10 = 10 * 288 + 2 * 12 + 6
     assert abs(expected[two_am_day_10] - 110) < 10  # the profile expects the peak
+    unseasoned = anomaly.score(ts, values, {"seasonal": False})
+    assert abs(unseasoned[0][two_am_day_10] - 110) > 40  # without profiles, nothing expects it
 
 
 def test_welford_statistics_are_the_exact_mean_and_variance():
@@ -160,6 +162,7 @@ def test_bad_series_are_refused_saying_why(ts, values, message):
     ({"detectors": ["robust", "magic"]}, "detectors must be a non-empty list"),
     ({"detectors": []}, "detectors must be a non-empty list"),
     ({"treshold": 0.4}, "unknown option"),
+    ({"seasonal": "yes"}, "seasonal must be true or false"),
     ([1, 2], "must be a JSON object"),
 ])
 def test_bad_options_are_refused_saying_why(options, message):

@@ -426,6 +426,24 @@ def live_fold(keys, sent, point_keys, buckets, values, options=None, model=None)
     return all_keys, sent, scored
 
 
+def model_from_row(keys, week_profile, thresholds, weights, detectors, warm_state=None):
+    """A trained model as anomaly_models stores it (bytes, big-endian float8s, row i for keys[i])
+    as the dict live_fold() and Bank take. Weights are matched by detector name: a model trained
+    before a detector existed gives it weight 1."""
+    k = len(keys)
+    trained = np.frombuffer(weights, dtype=">f8").astype(np.float64).reshape(k, len(detectors))
+    by_name = np.ones((k, len(DETECTORS)))
+    for j, d in enumerate(detectors):
+        if d in DETECTORS:
+            by_name[:, DETECTORS.index(d)] = trained[:, j]
+    model = {"keys": list(keys),
+             "week_profile": np.frombuffer(week_profile, dtype=">f8").astype(np.float64).reshape(k, 168),
+             "threshold": np.frombuffer(thresholds, dtype=">f8").astype(np.float64), "weights": by_name}
+    if warm_state is not None:
+        model["warm"] = decode(warm_state, k, "hot")
+    return model
+
+
 def _model_rows(model, keys):
     """A trained model's parameters laid out for `keys` (rows of keys it lacks: not fitted)."""
     if not model:

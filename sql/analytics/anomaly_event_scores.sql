@@ -6,12 +6,17 @@
 -- NaN). anomaly_scores() per series costs a Python step per point (~0.4 ms): 30 series of two
 -- days were 25 s; here a step serves every series. Returns (i, expected, score, is_anomaly)
 -- for the points at or after p_emit_from only: the warm-up before is scored, not returned.
+-- With a trained model (p_model: an anomaly_models row as jsonb with its byte fields in hex,
+-- and p_keys naming series number k as the model's keys do, '<type>/<subject>'), each series
+-- the model knows is scored with its fitted profile, threshold and weights.
 CREATE OR REPLACE FUNCTION pganalytics.anomaly_event_scores(
     p_series    int[],
     p_epoch     float8[],
     p_values    float8[],
     p_emit_from float8 DEFAULT NULL,
-    p_options   jsonb DEFAULT '{}')
+    p_options   jsonb DEFAULT '{}',
+    p_keys      text[] DEFAULT NULL,
+    p_model     jsonb DEFAULT NULL)
 RETURNS TABLE (i int, expected float8, score float8, is_anomaly boolean)
 LANGUAGE plpython3u
 IMMUTABLE PARALLEL SAFE
@@ -51,7 +56,16 @@ try:
         fail("a series has two points at one time")
     grid = np.full((len(times), len(keys)), np.nan)
     grid[row, col] = values
-    bank = anomaly.Bank(len(keys), options)
+    model = None
+    if p_model is not None:
+        if p_keys is None or len(p_keys) < len(keys):
+            fail("a model needs p_keys: the key of every series number")
+        m = json.loads(p_model)
+        fitted = anomaly.model_from_row(m["keys"], bytes.fromhex(m["week_profile"][2:]),
+                                        bytes.fromhex(m["thresholds"][2:]), bytes.fromhex(m["weights"][2:]),
+                                        m["detectors"])
+        model = anomaly._model_rows(fitted, [p_keys[int(k) - 1] for k in keys])
+    bank = anomaly.Bank(len(keys), options, model=model)
     exp = np.empty_like(grid)
     sco = np.empty_like(grid)
     flag = np.zeros(grid.shape, dtype=bool)
@@ -64,5 +78,5 @@ emit = np.arange(n) if p_emit_from is None else np.nonzero(epoch >= p_emit_from)
 return [(int(k) + 1, float(exp[row[k], col[k]]), float(sco[row[k], col[k]]), bool(flag[row[k], col[k]]))
         for k in emit]
 $plpython$;
-REVOKE ALL ON FUNCTION pganalytics.anomaly_event_scores(int[], float8[], float8[], float8, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION pganalytics.anomaly_event_scores(int[], float8[], float8[], float8, jsonb) TO pganalytics_admin;
+REVOKE ALL ON FUNCTION pganalytics.anomaly_event_scores(int[], float8[], float8[], float8, jsonb, text[], jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pganalytics.anomaly_event_scores(int[], float8[], float8[], float8, jsonb, text[], jsonb) TO pganalytics_admin;

@@ -8,7 +8,9 @@
 -- detector as anomaly_scores()); then it records what it found (record_anomalies(), source
 -- 'detect': an episode the live path already has is not recorded twice) and returns every
 -- stored event overlapping the period, the live path's included. Queries: the 10 with the
--- most execution time in the period, and those with an open event.
+-- most execution time in the period, and those with an open event. The instance's newest
+-- trained model (train_anomaly_model()), if any, is used as the live path uses it: fitted
+-- profiles, thresholds and weights per series.
 -- Errors (SQLSTATE 22023): an unknown instance, an unknown type (the known ones are listed),
 -- a period not in (0, 31 days].
 -- SECURITY DEFINER: it looks up instances and query statistics and writes events through
@@ -48,6 +50,7 @@ DECLARE
     a_score  float8[];
     a_flag   boolean[];
     a_ctx    jsonb[];
+    model    jsonb;
 BEGIN
     IF p_instance IS NULL THEN
         RAISE EXCEPTION 'detect_anomalies: an instance name is required' USING ERRCODE = '22023';
@@ -85,6 +88,9 @@ BEGIN
               AND e.subject ~ '^queryid:-?[0-9]{1,19}$');
     END IF;
 
+    SELECT to_jsonb(m) - 'warm_state' - 'summary' INTO model
+    FROM pganalytics.anomaly_models m WHERE m.instance_id = iid ORDER BY m.version DESC LIMIT 1;
+
     WITH inp AS MATERIALIZED (
         SELECT x.anomaly_type, x.subject, x.bucket, x.value, x.context,
                dense_rank() OVER (ORDER BY x.anomaly_type, x.subject)::int AS k,
@@ -96,7 +102,9 @@ BEGIN
             ARRAY(SELECT inp.k FROM inp ORDER BY inp.i),
             ARRAY(SELECT extract(epoch FROM inp.bucket)::float8 FROM inp ORDER BY inp.i),
             ARRAY(SELECT inp.value FROM inp ORDER BY inp.i),
-            extract(epoch FROM v_from - lookback)::float8) s)
+            extract(epoch FROM v_from - lookback)::float8, '{}'::jsonb,
+            ARRAY(SELECT DISTINCT ON (inp.k) inp.anomaly_type || '/' || inp.subject FROM inp ORDER BY inp.k),
+            model) s)
     SELECT array_agg(inp.anomaly_type ORDER BY inp.i), array_agg(inp.subject ORDER BY inp.i),
            array_agg(inp.bucket ORDER BY inp.i), array_agg(inp.value ORDER BY inp.i),
            array_agg(sc.expected ORDER BY inp.i), array_agg(sc.score ORDER BY inp.i),

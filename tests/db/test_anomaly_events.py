@@ -650,7 +650,7 @@ def test_admins_read_events_and_call_the_functions_but_write_only_through_them(s
         "pganalytics.record_anomalies(int, text, text[], text[], timestamptz[], float8[], float8[], float8[], boolean[], jsonb[])": (True, "v"),
         "pganalytics.detect_anomalies(text, text[], interval)": (True, "v"),
         "pganalytics.anomaly_event_text(text, text, text, float8, float8, timestamptz, timestamptz)": (False, "s"),
-        "pganalytics.anomaly_event_scores(int[], float8[], float8[], float8, jsonb)": (False, "i"),
+        "pganalytics.anomaly_event_scores(int[], float8[], float8[], float8, jsonb, text[], jsonb)": (False, "i"),
     }
     for sig, (definer, volatility) in funcs.items():
         row = store_conn.execute(

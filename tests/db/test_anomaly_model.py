@@ -169,3 +169,24 @@ def test_only_the_admin_may_train(store):
         "AND has_function_privilege(r.oid, 'pganalytics.train_anomaly_model(text, interval, jsonb)', 'EXECUTE')"
     ).fetchone()[0]
     assert "pganalytics_admin" in roles and "pganalytics_collector" not in roles and "pganalytics_gateway" not in roles
+
+
+def test_detect_anomalies_scores_with_the_trained_model_too(store):
+    """detect_anomalies() scores a period afresh; with a model it uses the fitted profile, as
+    the live path does: the third night's report is no event, the noon spill is."""
+    conn, dsn, state = store
+    deliver(dsn, batches(2 * 1440 + 2, 3 * 1440, state))
+    maintain(conn)
+
+    def detected():
+        conn.execute("DELETE FROM pganalytics.anomalies")
+        period = datetime.now(timezone.utc) - (DAY0 + timedelta(days=2))
+        return [r[0] for r in conn.execute(
+            "SELECT started_at FROM pganalytics.detect_anomalies('t1', ARRAY['temp_spill'], %s)", (period,))]
+    night = DAY0 + timedelta(days=2, hours=2)
+    untrained = detected()
+    assert any(night <= t <= night + 5 * MIN for t in untrained), untrained
+    conn.execute("SELECT pganalytics.train_anomaly_model('t1', '2 days')")
+    trained = detected()
+    assert not [t for t in trained if night - 2 * MIN <= t < night + timedelta(hours=1)], trained
+    assert any(NOON_SPILL <= t <= NOON_SPILL + 5 * MIN for t in trained), trained

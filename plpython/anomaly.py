@@ -54,6 +54,7 @@ SCALARS = (
     "n", "t_first", "t_last", "w_n", "w_mean", "w_m2", "med", "mad", "ew_mean", "ew_var",
     "short", "spread", "hi", "lo", "raw_var", "resid_var", "last_alert",
     "hour", "hour_sum", "hour_n",  # the hour being accumulated (epoch hours) for the profiles
+    "lik_n", "seasoned",           # points the likelihoods have learnt since they (re)started; profile in use
 )
 # Each likelihood detector's (LIKELIHOOD_DETECTORS order) smoothed raw measure and that
 # average's running mean and variance: a column a detector, so the four likelihoods are one
@@ -66,6 +67,9 @@ LIKELIHOODS = (("lik_avg", 4), ("lik_mean", 4), ("lik_var", 4))
 # profile (train_anomaly_model()) takes precedence.
 PROFILES = (("day_mean", 24), ("day_n", 24), ("week_mean", 168), ("week_n", 168))
 PARTS = {"hot": tuple((k, 0) for k in SCALARS) + LIKELIHOODS, "profiles": PROFILES}
+
+
+RELEARN_POINTS = 30  # likelihood points re-learnt before they score again after a restart
 
 
 class OptionError(ValueError):
@@ -194,12 +198,14 @@ class Bank:
         # mean, and never below 0.05 (the raw measures are in deviations or log ratios).
         std = np.maximum(np.sqrt(np.maximum(var, 0.0)), np.maximum(0.1 * np.abs(mean), 0.05))
         score = surprise_score(-log10_normal_tail((avg - mean) / std))
-        a = np.maximum(1.0 / np.maximum(s["n"], 1.0), 1.0 / o["likelihood_points"])[:, None]
+        a = np.maximum(1.0 / np.maximum(s["lik_n"], 1.0), 1.0 / o["likelihood_points"])[:, None]
+        s["lik_n"] = s["lik_n"] + learn
         delta = np.where(lm, avg - mean, 0.0)
         s["lik_avg"] = avg
         s["lik_mean"] = mean + a * delta
         s["lik_var"] = np.where(lm, (1 - a) * (var + a * delta * delta), var)
-        return np.where(lm, score, 0.0)
+        # re-learning after a restart: neutral until the statistics have some points again
+        return np.where(lm & (s["lik_n"] > RELEARN_POINTS)[:, None], score, 0.0)
 
     def _fold_hour(self, done):
         """Fold the finished hour of the series in `done` into their day and week profiles."""
@@ -255,6 +261,11 @@ class Bank:
         week_off = np.where(fitted, trained, s["week_mean"][rows, week_slot])
         daily = (history >= cycles * DAY) & (s["day_n"][rows, day_slot] >= cycles)
         seasonal = fitted | ((weekly | daily) & (s["resid_var"] < 0.8 * s["raw_var"]))
+        # A profile taken into use changes what the detectors see (the daily swing is gone):
+        # what the likelihoods learnt of the measures before is stale, so they start again.
+        started = ok & seasonal & (s["seasoned"] == 0)
+        s["lik_n"] = np.where(started, 0.0, s["lik_n"])
+        s["seasoned"] = np.where(started, 1.0, s["seasoned"])  # once: a flapping profile restarts nothing
         offset = np.where(seasonal & o["seasonal"], np.where(weekly, week_off, day_off), 0.0)
         y = xv - offset
 

@@ -183,7 +183,8 @@ class Bank:
         weights = np.asarray(model.get("weights", np.ones((size, len(DETECTORS)))), dtype=np.float64)
         self.weights = np.where(np.isfinite(weights), weights, 1.0).reshape(size, len(DETECTORS))
         self.use = np.array([d in self.opt["detectors"] for d in DETECTORS], dtype=np.float64)
-        self.profiles_changed = False  # since the Bank was made: the live path stores them only then
+        # which series' profiles changed since the Bank was made: the live path stores only those
+        self.profile_rows_changed = np.zeros(size, dtype=bool)
 
     def _likelihoods(self, raw, learn):
         """Numenta's anomaly likelihood of each raw measure (raw: series x LIKELIHOOD_DETECTORS):
@@ -222,7 +223,7 @@ class Bank:
             s[f"{name}_n"][rows, slot] = cnt + 1
         s["hour_sum"][rows] = 0.0
         s["hour_n"][rows] = 0.0
-        self.profiles_changed = True
+        self.profile_rows_changed[rows] = True
 
     def step(self, t, x):
         """Score x (one value of each series, NaN where a series has no point) at times t (epoch
@@ -398,43 +399,72 @@ def live_fold(keys, sent, point_keys, buckets, values, options=None, model=None)
     model: {"keys": [...], "week_profile": ..., "threshold": ..., "weights": ..., "warm": ...}
     rows by key, and "fresh": True the first time it is used, when each of its keys' hot state
     is replaced by the model's warm state (fit_model())."""
-    keys = list(keys or [])
-    new_keys = sorted(set(point_keys) - set(keys))
-    all_keys = keys + new_keys
-    order = None
-    if new_keys:
-        order = np.argsort(np.array(all_keys, dtype=object), kind="stable")
-        all_keys = [all_keys[i] for i in order]
-    fresh = new_state(len(new_keys))
-    parts = {}
-    for part in PARTS:
-        old = decode(sent[part], len(keys), part) if keys else np.zeros((0, state_width(part)))
-        matrix = np.vstack([old, pack(fresh, part)]) if new_keys else old
-        parts[part] = matrix[order] if order is not None else matrix
-    if model and model.get("fresh") and model.get("warm") is not None:
-        at = {k: i for i, k in enumerate(all_keys)}
-        warm = np.asarray(model["warm"], dtype=np.float64).reshape(len(model["keys"]), state_width("hot"))
-        for m, k in enumerate(model["keys"]):
-            if k in at:
-                parts["hot"][at[k]] = warm[m]
-    bank = Bank(len(all_keys), options, state=unpack(parts), model=_model_rows(model, all_keys))
-    where = {k: i for i, k in enumerate(all_keys)}
-    times = sorted(set(buckets))
+    return live_fold_many([(keys, sent, point_keys, buckets, values, model)], options)[0]
+
+
+def live_fold_many(blocks, options=None):
+    """live_fold() of many instances' blocks at once: every block's series in one Bank, stepped
+    through the union of their minutes (a series without a point in a minute is left as it
+    was, so each gets exactly what live_fold() gives it alone), then split back. blocks: a list
+    of (keys, sent, point_keys, buckets, values, model); returns a list of (keys, sent, scored)."""
+    prepared, hot, profiles, models = [], [], [], []
+    for keys, sent, point_keys, buckets, values, model in blocks:
+        keys = list(keys or [])
+        new_keys = sorted(set(point_keys) - set(keys))
+        all_keys = keys + new_keys
+        order = None
+        if new_keys:
+            order = np.argsort(np.array(all_keys, dtype=object), kind="stable")
+            all_keys = [all_keys[i] for i in order]
+        fresh = new_state(len(new_keys))
+        parts = {}
+        for part in PARTS:
+            old = decode(sent[part], len(keys), part) if keys else np.zeros((0, state_width(part)))
+            matrix = np.vstack([old, pack(fresh, part)]) if new_keys else old
+            parts[part] = matrix[order] if order is not None else matrix
+        if model and model.get("fresh") and model.get("warm") is not None:
+            at = {k: i for i, k in enumerate(all_keys)}
+            warm = np.asarray(model["warm"], dtype=np.float64).reshape(len(model["keys"]), state_width("hot"))
+            for m, k in enumerate(model["keys"]):
+                if k in at:
+                    parts["hot"][at[k]] = warm[m]
+        hot.append(parts["hot"])
+        profiles.append(parts["profiles"])
+        models.append(_model_rows(model, all_keys) or _model_rows({"keys": [], "week_profile": [],
+                                                                    "threshold": [], "weights": []}, all_keys))
+        prepared.append((all_keys, bool(new_keys) or not keys, point_keys, buckets, values))
+    size = sum(len(p[0]) for p in prepared)
+    state = unpack({"hot": np.vstack(hot) if hot else np.zeros((0, state_width("hot"))),
+                    "profiles": np.vstack(profiles) if profiles else np.zeros((0, state_width("profiles")))})
+    model = {k: np.concatenate([m[k] for m in models]) if models else None
+             for k in ("week_profile", "threshold", "weights")} if models else None
+    bank = Bank(size, options, state=state, model=model)
+    times = sorted({t for p in prepared for t in p[3]})
     col = {t: j for j, t in enumerate(times)}
-    grid = np.full((len(all_keys), len(times)), np.nan)
-    rows = np.fromiter((where[k] for k in point_keys), dtype=np.int64, count=len(point_keys))
-    cols = np.fromiter((col[t] for t in buckets), dtype=np.int64, count=len(buckets))
-    grid[rows, cols] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    out = np.full((3, len(all_keys), len(times)), np.nan)
+    grid = np.full((size, len(times)), np.nan)
+    first = 0
+    for all_keys, _, point_keys, buckets, values in prepared:
+        where = {k: first + i for i, k in enumerate(all_keys)}
+        rows = np.fromiter((where[k] for k in point_keys), dtype=np.int64, count=len(point_keys))
+        cols = np.fromiter((col[t] for t in buckets), dtype=np.int64, count=len(buckets))
+        grid[rows, cols] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        first += len(all_keys)
+    out = np.full((3, size, len(times)), np.nan)
     for j, t in enumerate(times):
-        out[0, :, j], out[1, :, j], out[2, :, j] = bank.step(np.full(len(all_keys), t), grid[:, j])
-    ki, ti = np.nonzero(np.isfinite(grid))  # row-major: by key, then time
-    scored = list(zip([all_keys[k] for k in ki], [times[k] for k in ti], grid[ki, ti].tolist(),
-                      out[0, ki, ti].tolist(), out[1, ki, ti].tolist(), (out[2, ki, ti] == 1).tolist()))
-    changed = bank.profiles_changed or bool(new_keys) or not keys
-    sent = {"hot": encode(pack(bank.state, "hot")),
-            "profiles": encode(pack(bank.state, "profiles")) if changed else None}
-    return all_keys, sent, scored
+        out[0, :, j], out[1, :, j], out[2, :, j] = bank.step(np.full(size, t), grid[:, j])
+    hot_all, profiles_all = pack(bank.state, "hot"), pack(bank.state, "profiles")
+    results, first = [], 0
+    for all_keys, new, _, _, _ in prepared:
+        span = slice(first, first + len(all_keys))
+        ki, ti = np.nonzero(np.isfinite(grid[span]))  # row-major: by key, then time
+        ri = ki + first
+        scored = list(zip([all_keys[k] for k in ki], [times[k] for k in ti], grid[ri, ti].tolist(),
+                          out[0, ri, ti].tolist(), out[1, ri, ti].tolist(), (out[2, ri, ti] == 1).tolist()))
+        changed = new or bool(bank.profile_rows_changed[span].any())
+        results.append((all_keys, {"hot": encode(hot_all[span]),
+                                   "profiles": encode(profiles_all[span]) if changed else None}, scored))
+        first += len(all_keys)
+    return results
 
 
 def model_from_row(keys, week_profile, thresholds, weights, detectors, warm_state=None):

@@ -2,9 +2,9 @@
 -- depends: analytics/record_anomalies.sql
 -- The live path of anomaly detection, called by maintain() with each chunk of instances whose
 -- minutes [p_from[i], p_to[i]) (epoch seconds) it has just rolled up: the instances' derived
--- metrics of those minutes (anomaly_inputs_many(), one query for the chunk) are scored, one
--- instance at a time, against the instance's stored detector state (anomaly_state_blocks) by
--- the same Bank as anomaly_scores() (plpython/anomaly.py live_fold()), using its newest
+-- metrics of those minutes (anomaly_inputs_many(), one query for the chunk) are scored against
+-- each instance's stored detector state (anomaly_state_blocks), all the chunk's instances in
+-- one pass of the same Bank as anomaly_scores() (plpython/anomaly.py live_fold_many()), with its newest
 -- trained model if any; the chunk's new states are written in one statement, and the scored
 -- points go to record_anomalies(), which opens, extends and closes events. A minute is scored
 -- once: a block's scored_until only moves forward (minutes rebuilt from late frames are not
@@ -49,7 +49,10 @@ if "detect_live.plans" not in SD:
             " ARRAY(SELECT to_timestamp(e) FROM unnest($3::float8[]) WITH ORDINALITY u (e, k) ORDER BY k))",
             ["int[]", "float8[]", "float8[]"]),
         # One row per instance; its keys are $2[lo:hi] (arrays of arrays must be rectangular).
-        # A NULL profiles: unchanged this call (they change once an hour), keep the stored ones.
+        # A NULL profiles: unchanged this call (they change once an hour), keep the stored ones;
+        # it travels as '' (an instance's first row always has its profiles, and they only grow).
+        # DO UPDATE uses no function (Citus refuses non-immutable ones there): updated_at is the
+        # insert's default.
         "save": plpy.prepare(
             "INSERT INTO pganalytics.anomaly_state_blocks AS b"
             " (instance_id, keys, hot, profiles, scored_until, model_version)"
@@ -58,8 +61,9 @@ if "detect_live.plans" not in SD:
             " FROM unnest($1::int[], $3::int[], $4::int[], $5::bytea[], $6::bytea[], $7::float8[], $8::int[])"
             " AS u (instance_id, lo, hi, hot, profiles, until, model_version)"
             " ON CONFLICT (instance_id) DO UPDATE SET keys = EXCLUDED.keys, hot = EXCLUDED.hot,"
-            " profiles = coalesce(($6::bytea[])[array_position($1::int[], EXCLUDED.instance_id)], b.profiles),"
-            " scored_until = EXCLUDED.scored_until, model_version = EXCLUDED.model_version, updated_at = now()",
+            " profiles = CASE WHEN EXCLUDED.profiles = '\\x'::bytea THEN b.profiles ELSE EXCLUDED.profiles END,"
+            " scored_until = EXCLUDED.scored_until, model_version = EXCLUDED.model_version,"
+            " updated_at = EXCLUDED.updated_at",
             ["int[]", "text[]", "int[]", "int[]", "bytea[]", "bytea[]", "float8[]", "int[]"]),
         "limits": plpy.prepare(
             "SELECT anomaly_type, direction, hard_limit FROM pganalytics.anomaly_types WHERE hard_limit IS NOT NULL"),
@@ -111,7 +115,7 @@ for r in rows:  # ordered by instance
 c1 = clock()
 spent["inputs"] += c1 - c0
 save = {"ids": [], "keys": [], "lo": [], "hi": [], "hot": [], "profiles": [], "until": [], "version": []}
-results = []
+blocks = []
 for iid, start, t1 in work:
     st = states.get(iid)
     got = by_instance.get(iid, [])
@@ -119,9 +123,11 @@ for iid, start, t1 in work:
     if model is not None:
         # a model's first minute: its keys start from the state it was fitted with
         model["fresh"] = st is None or st["model_version"] != version
-    keys, sent, scored = anomaly.live_fold(
-        st["keys"] if st else [], {"hot": st["hot"], "profiles": st["profiles"]} if st else None,
-        [r["key"] for r in got], [r["bucket"] for r in got], [r["value"] for r in got], model=model)
+    blocks.append((st["keys"] if st else [], {"hot": st["hot"], "profiles": st["profiles"]} if st else None,
+                   [r["key"] for r in got], [r["bucket"] for r in got], [r["value"] for r in got], model))
+results = []
+# every instance of the chunk in one Bank: a step serves all their series
+for (iid, start, t1), (keys, sent, scored) in zip(work, anomaly.live_fold_many(blocks)):
     save["ids"].append(iid)
     save["lo"].append(len(save["keys"]) + 1)
     save["keys"].extend(keys)
@@ -129,9 +135,9 @@ for iid, start, t1 in work:
     save["hot"].append(sent["hot"])
     save["profiles"].append(sent["profiles"])
     save["until"].append(t1)
-    save["version"].append(version)
+    save["version"].append(models.get(iid, (None, None))[0])
     if scored:
-        results.append((iid, got, scored))
+        results.append((iid, by_instance.get(iid, []), scored))
 c2 = clock()
 spent["scoring"] += c2 - c1
 plpy.execute(plans["save"], [save["ids"], save["keys"], save["lo"], save["hi"], save["hot"], save["profiles"],

@@ -273,3 +273,32 @@ def test_training_is_deterministic_and_mutes_a_detector_that_cries_wolf():
     fitted = anomaly.fit_model({"m/": (ts, noisy)})
     assert fitted["summary"]["m/"]["weights"], "some detector should have been scaled down"
     assert (fitted["weights"] <= 1).all() and (fitted["weights"] > 0).all()
+
+
+def test_live_fold_many_gives_each_block_what_live_fold_gives_it_alone():
+    """The live path folds a chunk of instances in one Bank; minutes that only some blocks
+    have leave the others' series as they were, and profiles are stored only where they changed."""
+    rng = np.random.default_rng(17)
+    ts = minutes(400)
+    blocks = []
+    for b in range(3):
+        series = {f"t/{k}": list(rng.normal(10 * (b + 1), 1 + k, 400)) for k in range(b + 1)}
+        series[f"t/{b}"][350] += 50
+        blocks.append(series)
+    state = [([], None) for _ in blocks]
+    for lo, hi in ((0, 150), (150, 151), (151, 400)):
+        chunk = []
+        for b, series in enumerate(blocks):
+            # block 1 has no points in the single-minute call; block 2 skips every 5th minute
+            mins = [i for i in range(lo, hi) if not (b == 1 and hi - lo == 1) and not (b == 2 and i % 5 == 0)]
+            pk = [k for i in mins for k in series]
+            bk = [ts[i] for i in mins for _ in series]
+            vv = [series[k][i] for i in mins for k in series]
+            chunk.append((state[b][0], state[b][1], pk, bk, vv, None))
+        together = anomaly.live_fold_many(chunk)
+        alone = [anomaly.live_fold(*c[:5]) for c in chunk]
+        for b, (t, a) in enumerate(zip(together, alone)):
+            assert t[0] == a[0] and t[2] == a[2] and t[1]["hot"] == a[1]["hot"], b
+            assert t[1]["profiles"] == a[1]["profiles"], b
+            state[b] = (t[0], {"hot": t[1]["hot"], "profiles": t[1]["profiles"] or state[b][1]["profiles"]})
+    assert any(p[5] for p in together[2][2])  # block 2's spike at 350 alerted

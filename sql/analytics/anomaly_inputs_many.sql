@@ -78,26 +78,54 @@ BEGIN
         WHERE p_types IS NULL OR m.anomaly_type = ANY (p_types));
 
     RETURN QUERY
+    -- Distributed (Citus) stores: every read of a per-instance table is its own MATERIALIZED
+    -- CTE, an inner join of what came before (an intermediate result) with that one table on
+    -- instance_id and simple filters, which Citus pushes down to each instance's shard; all
+    -- the rest is computed from those results. (Correlated and LATERAL reads of the tables
+    -- are refused there: "complex joins are only supported when ...".) On one server the
+    -- same index scans per instance.
+    WITH req AS MATERIALIZED (
+        SELECT u.instance_id, u.t0, u.t1 FROM unnest(p_ids, p_from, p_to) AS u(instance_id, t0, t1)),
+    base AS MATERIALIZED (
+        SELECT r.instance_id,
+               date_bin('1 minute', r.t0 - interval '1 microsecond', origin) + interval '1 minute' AS t_from,
+               least(r.t1, p.rolled_until) AS t_to
+        FROM req r
+        JOIN pganalytics.rollup_progress p ON p.instance_id = r.instance_id),
+    sampled AS MATERIALIZED (
+        SELECT DISTINCT b.instance_id
+        FROM base b
+        JOIN pganalytics.wait_samples ws ON ws.instance_id = b.instance_id
+        WHERE want_lock AND b.t_to > b.t_from
+          AND ws.collected_at >= b.t_from - interval '1 day' AND ws.collected_at < b.t_to),
+    configured AS MATERIALIZED (
+        SELECT DISTINCT b.instance_id
+        FROM base b
+        JOIN pganalytics.settings_history h ON h.instance_id = b.instance_id
+        WHERE want_conn AND b.t_to > b.t_from),
+    limits AS MATERIALIZED (
+        SELECT h.instance_id, h.name, h.setting::float8 AS setting, h.valid_from, h.valid_to
+        FROM base b
+        JOIN pganalytics.settings_history h ON h.instance_id = b.instance_id
+        WHERE want_conn AND b.t_to > b.t_from
+          AND h.name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')
+          AND h.setting ~ '^[0-9]{1,9}$'),
+    -- the limit of the pooler, an instance label (instances is a reference table: read alone, it
+    -- is read where it is, not joined into a distributed plan)
+    pooled AS MATERIALIZED (
+        SELECT i.instance_id, (i.labels ->> 'pooler_max_connections')::float8 AS pooler
+        FROM pganalytics.instances i
+        WHERE want_conn AND i.instance_id = ANY (p_ids) AND i.labels ->> 'pooler_max_connections' ~ '^[0-9]{1,9}$'),
     -- Each instance's whole buckets: the first at or after its from, nothing past its last
     -- rolled-up minute (rollup_progress: a partial minute never reads as a drop); whether its
     -- wait-event sampling runs, whether it has any settings history, its pooler limit.
-    WITH win AS MATERIALIZED (
-        SELECT w.instance_id, w.t_from, w.t_to,
-               want_lock AND EXISTS (SELECT FROM pganalytics.wait_samples ws
-                                     WHERE ws.instance_id = w.instance_id
-                                       AND ws.collected_at >= w.t_from - interval '1 day'
-                                       AND ws.collected_at < w.t_to) AS sampling,
-               want_conn AND EXISTS (SELECT FROM pganalytics.settings_history h
-                                     WHERE h.instance_id = w.instance_id) AS settings,
-               CASE WHEN want_conn AND i.labels ->> 'pooler_max_connections' ~ '^[0-9]{1,9}$'
-                    THEN (i.labels ->> 'pooler_max_connections')::float8 END AS pooler
-        FROM (SELECT u.instance_id,
-                     date_bin('1 minute', u.t0 - interval '1 microsecond', origin) + interval '1 minute' AS t_from,
-                     least(u.t1, p.rolled_until) AS t_to
-              FROM unnest(p_ids, p_from, p_to) AS u(instance_id, t0, t1)
-              JOIN pganalytics.rollup_progress p ON p.instance_id = u.instance_id) w
-        JOIN pganalytics.instances i ON i.instance_id = w.instance_id
-        WHERE w.t_to > w.t_from),
+    win AS MATERIALIZED (
+        SELECT b.instance_id, b.t_from, b.t_to,
+               b.instance_id IN (SELECT s.instance_id FROM sampled s) AS sampling,
+               b.instance_id IN (SELECT c.instance_id FROM configured c) AS settings, pl.pooler
+        FROM base b
+        LEFT JOIN pooled pl ON pl.instance_id = b.instance_id
+        WHERE b.t_to > b.t_from),
     sel AS MATERIALIZED (
         SELECT w.instance_id, w.t_from, w.t_to, s.series_id, s.metric, s.labels, s.kind,
                CASE WHEN s.kind = 'counter'
@@ -106,23 +134,23 @@ BEGIN
         FROM win w
         JOIN pganalytics.series s ON s.instance_id = w.instance_id
         WHERE s.metric = ANY (metrics)),
-    raw AS (
+    cur AS MATERIALIZED (
         SELECT sel.instance_id, sel.t_from, sel.series_id, sel.metric, sel.labels, sel.kind,
                r.bucket, r.n, r.sum, r.last
         FROM sel
         JOIN pganalytics.rollups_1m r ON r.instance_id = sel.instance_id AND r.series_id = sel.series_id
-        WHERE r.bucket >= sel.lo AND r.bucket < sel.t_to
-        UNION ALL
-        -- a counter's row before its first bucket read, if within the 15 minutes a rate spans
-        SELECT sel.instance_id, sel.t_from, sel.series_id, sel.metric, sel.labels, sel.kind,
-               b.bucket, b.n, b.sum, b.last
+        WHERE r.bucket >= sel.lo AND r.bucket < sel.t_to),
+    -- a counter's row before its first bucket read, if within the 15 minutes a rate spans
+    prev AS MATERIALIZED (
+        SELECT DISTINCT ON (sel.instance_id, sel.series_id)
+               sel.instance_id, sel.t_from, sel.series_id, sel.metric, sel.labels, sel.kind,
+               r.bucket, r.n, r.sum, r.last
         FROM sel
-        CROSS JOIN LATERAL (
-            SELECT r.bucket, r.n, r.sum, r.last FROM pganalytics.rollups_1m r
-            WHERE r.instance_id = sel.instance_id AND r.series_id = sel.series_id
-              AND r.bucket >= sel.lo - interval '15 minutes' AND r.bucket < sel.lo
-            ORDER BY r.bucket DESC LIMIT 1) b
-        WHERE sel.kind = 'counter'),
+        JOIN pganalytics.rollups_1m r ON r.instance_id = sel.instance_id AND r.series_id = sel.series_id
+        WHERE sel.kind = 'counter' AND r.bucket >= sel.lo - interval '15 minutes' AND r.bucket < sel.lo
+        ORDER BY sel.instance_id, sel.series_id, r.bucket DESC),
+    raw AS (
+        SELECT * FROM cur UNION ALL SELECT * FROM prev),
     pts AS MATERIALIZED (
         SELECT x.instance_id, x.t_from, x.metric, x.labels, x.bucket, x.mean, x.n, x.delta,
                x.delta / nullif(x.secs, 0) AS rate
@@ -154,15 +182,13 @@ BEGIN
         SELECT c.instance_id, c.bucket, c.used, m.max_conn, m.max_conn - m.su_reserved - m.reserved AS usable
         FROM conn c
         CROSS JOIN LATERAL (
-            SELECT coalesce(max(h.setting::float8) FILTER (WHERE h.name = 'max_connections'), 100) AS max_conn,
-                   coalesce(max(h.setting::float8) FILTER (WHERE h.name = 'superuser_reserved_connections'), 3) AS su_reserved,
-                   coalesce(max(h.setting::float8) FILTER (WHERE h.name = 'reserved_connections'), 0) AS reserved
-            FROM pganalytics.settings_history h
+            SELECT coalesce(max(h.setting) FILTER (WHERE h.name = 'max_connections'), 100) AS max_conn,
+                   coalesce(max(h.setting) FILTER (WHERE h.name = 'superuser_reserved_connections'), 3) AS su_reserved,
+                   coalesce(max(h.setting) FILTER (WHERE h.name = 'reserved_connections'), 0) AS reserved
+            FROM limits h
             WHERE h.instance_id = c.instance_id
-              AND h.name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')
               AND h.valid_from < c.bucket + interval '1 minute'
-              AND (h.valid_to IS NULL OR h.valid_to > c.bucket)
-              AND h.setting ~ '^[0-9]{1,9}$') m),
+              AND (h.valid_to IS NULL OR h.valid_to > c.bucket)) m),
     ckpt AS (
         SELECT p.instance_id, p.t_from, p.bucket,
                sum(p.delta) FILTER (WHERE p.metric = 'pg_checkpointer_num_requested') AS req,
@@ -207,7 +233,7 @@ BEGIN
         SELECT p.instance_id, p.bucket, p.n
         FROM pts p JOIN win w ON w.instance_id = p.instance_id
         WHERE p.metric = 'pg_up' AND p.labels = '{}' AND p.bucket >= p.t_from AND p.mean > 0 AND w.sampling),
-    waits AS (
+    waits AS MATERIALIZED (
         SELECT l.instance_id, date_bin('1 minute', l.collected_at, origin) AS bucket, count(*) AS waiters,
                max(l.lock_wait_s) AS longest_s,
                mode() WITHIN GROUP (ORDER BY l.root_blocker_queryid) AS root_queryid
@@ -215,7 +241,7 @@ BEGIN
         JOIN pganalytics.lock_waits l ON l.instance_id = w.instance_id
         WHERE w.sampling AND l.kind = 'lock_wait' AND l.collected_at >= w.t_from AND l.collected_at < w.t_to
         GROUP BY 1, 2),
-    queries AS (
+    queries AS MATERIALIZED (
         SELECT d.instance_id, d.queryid, date_bin('1 minute', d.collected_at, origin) AS bucket,
                sum(d.calls) AS calls, sum(d.total_exec_time) AS total_ms
         FROM win w

@@ -12,7 +12,9 @@ the scores come from pganalytics.anomaly_scores() on the store at DSN instead, o
 which NAB's own scorer (and bench/nab_score.py) reads. Scores: the standard, reward-low-FP and
 reward-low-FN profiles at NAB's optimised threshold, and at the production threshold; also
 on two halves of the corpus (files in name order, alternate ones), so a change tuned on one half
-can be checked on the other. --ablation repeats the run without each detector in turn.
+can be checked on the other. --ablation repeats the run without each detector in turn (and
+without the seasonal profiles), and scores the plain-SQL rolling z-score of
+bench/anomaly_speed.py as a baseline.
 """
 from __future__ import annotations
 
@@ -82,6 +84,20 @@ def run_sql(dsn: str, corpus: scorer.Corpus, values: dict[str, np.ndarray], opti
                 " %s::float8[], %s::jsonb)", (list(t), list(values[n]), json.dumps(options))).fetchall()
             assert len(rows) == len(ts)
             out[n] = np.array([r[0] for r in rows])
+    return out
+
+
+def rolling_z(values: np.ndarray, window: int = 100) -> np.ndarray:
+    """The plain-SQL baseline of bench/anomaly_speed.py in numpy: |z| of each point against the
+    previous `window` points' mean and sample stddev (window functions can do this; they
+    cannot keep a streaming median, likelihoods or profiles), as |z| / (|z| + 4.4) in [0, 1)."""
+    out = np.zeros(len(values))
+    for i in range(2, len(values)):
+        prev = values[max(0, i - window):i]
+        sd = prev.std(ddof=1)
+        if sd > 0:
+            z = abs(values[i] - prev.mean()) / sd
+            out[i] = z / (z + 4.4)
     return out
 
 
@@ -159,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             ablate(report, f"without {d}", corpus, values, costs, {**options, "detectors": rest})
         ablate(report, "without seasonal profiles", corpus, values, costs, {**options, "seasonal": False})
+    if args.ablation:
+        base = scorer.score_detector(corpus, {n: rolling_z(values[n]) for n in corpus.files}, costs)
+        report["baseline_sql_rolling_z"] = {p: round(v.normalised, 2) for p, v in base.items()}
+        print(f"{'SQL rolling z (baseline)':26s} " + "  ".join(f"{p} {v.normalised:6.2f}" for p, v in base.items()))
     if args.write:
         write_results(corpus, values, scores)
     if args.json:

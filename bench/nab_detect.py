@@ -64,9 +64,9 @@ def run_bank(corpus: scorer.Corpus, values: dict[str, np.ndarray], options: dict
         k = len(values[n])
         t[i, :k] = epoch_seconds(corpus.files[n].timestamps)
         x[i, :k] = values[n]
-    bank = anomaly.Bank(len(names), options)
     scores = np.zeros_like(x)
-    for j in range(length):
+    bank = anomaly.Bank(len(names), options)
+    for j in range(length):  # each file its own clock: not Bank.run(), which shares one
         scores[:, j] = bank.step(t[:, j], x[:, j])[1]
     return {n: scores[i, :len(values[n])] for i, n in enumerate(names)}
 
@@ -76,13 +76,12 @@ def run_sql(dsn: str, corpus: scorer.Corpus, values: dict[str, np.ndarray], opti
     out = {}
     with psycopg.connect(dsn) as conn:
         for n in corpus.files:
-            ts = [np.datetime_as_string(s, unit="s") + "Z" for s in corpus.files[n].timestamps]
             t = epoch_seconds(corpus.files[n].timestamps)
             rows = conn.execute(
                 "SELECT score FROM pganalytics.anomaly_scores("
                 "(SELECT array_agg(to_timestamp(e) ORDER BY o) FROM unnest(%s::float8[]) WITH ORDINALITY u(e, o)),"
                 " %s::float8[], %s::jsonb)", (list(t), list(values[n]), json.dumps(options))).fetchall()
-            assert len(rows) == len(ts)
+            assert len(rows) == len(t)
             out[n] = np.array([r[0] for r in rows])
     return out
 

@@ -225,6 +225,15 @@ class Bank:
         s["hour_n"][rows] = 0.0
         self.profile_rows_changed[rows] = True
 
+    def run(self, times, grid):
+        """Step every series through `times` (ascending epoch seconds); grid[i, j] is series i's
+        value at times[j], NaN where it has none (its state is left as it was). Returns the
+        (expected, score, is_anomaly) arrays, each series x times."""
+        out = np.full((3, self.size, len(times)), np.nan)
+        for j, t in enumerate(times):
+            out[0, :, j], out[1, :, j], out[2, :, j] = self.step(np.full(self.size, t), grid[:, j])
+        return out[0], out[1], out[2] == 1
+
     def step(self, t, x):
         """Score x (one value of each series, NaN where a series has no point) at times t (epoch
         seconds); returns (expected, score, is_anomaly) arrays. A NaN point is skipped: its score
@@ -366,14 +375,8 @@ def score(ts, values, options=None):
     """Score one series (ts: epoch seconds, increasing; values: finite floats) point by point,
     online. Returns three lists: expected, score, is_anomaly."""
     check_series(ts, values)
-    bank = Bank(1, options)
-    expected, scores, flags = [], [], []
-    for t, v in zip(ts, values):
-        e, sc, a = bank.step((t,), (v,))
-        expected.append(float(e[0]))
-        scores.append(float(sc[0]))
-        flags.append(bool(a[0]))
-    return expected, scores, flags
+    expected, scores, flags = Bank(1, options).run(ts, np.asarray([values], dtype=np.float64).reshape(1, -1))
+    return expected[0].tolist(), scores[0].tolist(), flags[0].tolist()
 
 
 def decode(sent, rows, part):
@@ -430,8 +433,7 @@ def live_fold_many(blocks, options=None):
                     parts["hot"][at[k]] = warm[m]
         hot.append(parts["hot"])
         profiles.append(parts["profiles"])
-        models.append(_model_rows(model, all_keys) or _model_rows({"keys": [], "week_profile": [],
-                                                                    "threshold": [], "weights": []}, all_keys))
+        models.append(_model_rows(model, all_keys))
         prepared.append((all_keys, bool(new_keys) or not keys, point_keys, buckets, values))
     size = sum(len(p[0]) for p in prepared)
     state = unpack({"hot": np.vstack(hot) if hot else np.zeros((0, state_width("hot"))),
@@ -449,9 +451,7 @@ def live_fold_many(blocks, options=None):
         cols = np.fromiter((col[t] for t in buckets), dtype=np.int64, count=len(buckets))
         grid[rows, cols] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
         first += len(all_keys)
-    out = np.full((3, size, len(times)), np.nan)
-    for j, t in enumerate(times):
-        out[0, :, j], out[1, :, j], out[2, :, j] = bank.step(np.full(size, t), grid[:, j])
+    expected, scores, flags = bank.run(times, grid)
     hot_all, profiles_all = pack(bank.state, "hot"), pack(bank.state, "profiles")
     results, first = [], 0
     for all_keys, new, _, _, _ in prepared:
@@ -459,7 +459,7 @@ def live_fold_many(blocks, options=None):
         ki, ti = np.nonzero(np.isfinite(grid[span]))  # row-major: by key, then time
         ri = ki + first
         scored = list(zip([all_keys[k] for k in ki], [times[k] for k in ti], grid[ri, ti].tolist(),
-                          out[0, ri, ti].tolist(), out[1, ri, ti].tolist(), (out[2, ri, ti] == 1).tolist()))
+                          expected[ri, ti].tolist(), scores[ri, ti].tolist(), flags[ri, ti].tolist()))
         changed = new or bool(bank.profile_rows_changed[span].any())
         results.append((all_keys, {"hot": encode(hot_all[span]),
                                    "profiles": encode(profiles_all[span]) if changed else None}, scored))
@@ -486,9 +486,9 @@ def model_from_row(keys, week_profile, thresholds, weights, detectors, warm_stat
 
 
 def _model_rows(model, keys):
-    """A trained model's parameters laid out for `keys` (rows of keys it lacks: not fitted)."""
-    if not model:
-        return None
+    """A trained model's parameters laid out for `keys` (rows of keys it lacks, or all rows when
+    there is no model: not fitted)."""
+    model = model or {"keys": [], "week_profile": [], "threshold": [], "weights": []}
     at = {k: i for i, k in enumerate(model["keys"])}
     pick = np.array([at.get(k, -1) for k in keys], dtype=np.int64)
     have = pick >= 0

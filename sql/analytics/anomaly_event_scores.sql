@@ -54,8 +54,8 @@ try:
     times, row = np.unique(epoch, return_inverse=True)
     if len(np.unique(row * len(keys) + col)) != n:
         fail("a series has two points at one time")
-    grid = np.full((len(times), len(keys)), np.nan)
-    grid[row, col] = values
+    grid = np.full((len(keys), len(times)), np.nan)
+    grid[col, row] = values
     model = None
     if p_model is not None:
         if p_keys is None or len(p_keys) < len(keys):
@@ -66,16 +66,11 @@ try:
                                         m["detectors"])
         model = anomaly._model_rows(fitted, [p_keys[int(k) - 1] for k in keys])
     bank = anomaly.Bank(len(keys), options, model=model)
-    exp = np.empty_like(grid)
-    sco = np.empty_like(grid)
-    flag = np.zeros(grid.shape, dtype=bool)
-    for r in range(len(times)):
-        e, s, a = bank.step(np.full(len(keys), times[r]), grid[r])
-        exp[r], sco[r], flag[r] = e, s, a
+    exp, sco, flag = bank.run(times, grid)
 except anomaly.OptionError as e:
     fail(str(e))
 emit = np.arange(n) if p_emit_from is None else np.nonzero(epoch >= p_emit_from)[0]
-return [(int(k) + 1, float(exp[row[k], col[k]]), float(sco[row[k], col[k]]), bool(flag[row[k], col[k]]))
+return [(int(k) + 1, float(exp[col[k], row[k]]), float(sco[col[k], row[k]]), bool(flag[col[k], row[k]]))
         for k in emit]
 $plpython$;
 REVOKE ALL ON FUNCTION pganalytics.anomaly_event_scores(int[], float8[], float8[], float8, jsonb, text[], jsonb) FROM PUBLIC;

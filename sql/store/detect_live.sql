@@ -79,25 +79,14 @@ if "detect_live.plans" not in SD:
 plans = SD["detect_live.plans"]
 import json
 import time
-import numpy as np
 clock = time.perf_counter
 spent = dict.fromkeys(("inputs", "scoring", "state_write", "recording"), 0.0)
 began = clock()
 states = {r["instance_id"]: r for r in plpy.execute(plans["state"], [p_ids])}
 models = {}
 for r in plpy.execute(plans["model"], [p_ids]):
-    k = len(r["keys"])
-    trained = np.frombuffer(r["weights"], dtype=">f8").reshape(k, len(r["detectors"]))
-    # by name: a model trained before a detector was added gives it weight 1
-    weights = np.ones((k, len(anomaly.DETECTORS)))
-    for j, d in enumerate(r["detectors"]):
-        if d in anomaly.DETECTORS:
-            weights[:, anomaly.DETECTORS.index(d)] = trained[:, j]
-    models[r["instance_id"]] = (r["version"], {
-        "keys": r["keys"],
-        "week_profile": np.frombuffer(r["week_profile"], dtype=">f8").reshape(k, 168),
-        "threshold": np.frombuffer(r["thresholds"], dtype=">f8"), "weights": weights,
-        "warm": anomaly.decode(r["warm_state"], k, "hot")})
+    models[r["instance_id"]] = (r["version"], anomaly.model_from_row(
+        r["keys"], r["week_profile"], r["thresholds"], r["weights"], r["detectors"], r["warm_state"]))
 # Each instance's minutes not scored yet.
 work = []
 for iid, t0, t1 in zip(p_ids, p_from, p_to):

@@ -1,7 +1,12 @@
-"""Feed synthetic pg_stat_statements snapshots through the real ingest path."""
+"""Feed synthetic data through the real ingest path: pg_stat_statements snapshots, sample
+batches through the collector's Sink, and maintain() until it has caught up."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+
+import psycopg
+
+from pganalytics.collector.sink import Sink
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -36,3 +41,20 @@ def ingest(conn, instance_id: int, collected_at, entries, dealloc=0, stats_reset
 def register(conn, name="db1") -> int:
     return conn.execute("SELECT pganalytics.register_instance(%s, %s)",
                         (name, "host=127.0.0.1 dbname=app")).fetchone()[0]
+
+
+def deliver_samples(dsn: str, batches: list, group: int = 600) -> None:
+    """Deliver sample batches as the collector does, `group` batches a transaction."""
+    with psycopg.connect(dsn) as conn:
+        sink = Sink(conn)
+        for k in range(0, len(batches), group):
+            with sink.transaction():
+                sink.deliver_group(batches[k:k + group])
+
+
+def maintain(conn) -> None:
+    """maintain() until it is no longer behind (it rolls up at most rollup.max_catchup a call)."""
+    for _ in range(20):
+        if not conn.execute("SELECT pganalytics.maintain()").fetchone()[0]["behind"]:
+            return
+    raise AssertionError("maintain() still behind")

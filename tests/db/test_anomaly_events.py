@@ -19,7 +19,6 @@ import psycopg
 import pytest
 
 from pganalytics.collector.batch import RowsBatch, SamplesBatch
-from pganalytics.collector.sink import Sink
 
 from . import stage
 
@@ -163,21 +162,6 @@ def q_mean(qid: int, t: datetime, i: int) -> float:
     return 20.0 + noise(i, 9, 1.0)
 
 
-def deliver(dsn: str, batches: list, group: int = 600) -> None:
-    with psycopg.connect(dsn) as conn:
-        sink = Sink(conn)
-        for k in range(0, len(batches), group):
-            with sink.transaction():
-                sink.deliver_group(batches[k:k + group])
-
-
-def maintain(conn) -> None:
-    for _ in range(20):
-        if not conn.execute("SELECT pganalytics.maintain()").fetchone()[0]["behind"]:
-            return
-    raise AssertionError("maintain() still behind")
-
-
 @pytest.fixture(scope="module")
 def loaded(server_dsn, store_template):
     """A store with db1's two days and db2's first part, cloned by each test."""
@@ -196,7 +180,7 @@ def loaded(server_dsn, store_template):
         counters = Counters(("app", "reports"))
         batches = [b for i in range(TL.LAST) for b in db1_batches(i, counters)]
         batches += db2_batches(index(TL.DB2_START), index(TL.DB2_SPLIT))
-        deliver(dsn, batches)
+        stage.deliver_samples(dsn, batches)
         calls = {1001: 0, 1002: 0}
         total = {1001: 0.0, 1002: 0.0}
         for i in range(TL.LAST - 480, TL.LAST):
@@ -207,7 +191,7 @@ def loaded(server_dsn, store_template):
                 total[qid] += n * q_mean(qid, t, i)
                 entries.append(stage.entry(qid, calls[qid], total[qid]))
             stage.ingest(conn, iid, t + timedelta(seconds=45), entries)
-        maintain(conn)
+        stage.maintain(conn)
     yield name
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -584,8 +568,8 @@ def test_detect_an_episode_still_going_then_back(db):
     (e,) = detect(conn, "db2", period="2 hours")
     assert e["anomaly_type"] == "cache_hit_rate_drop" and abs(e["started_at"] - TL.E5) <= MIN
     assert e["ended_at"] is None and "since" in e["description"]
-    deliver(dsn, db2_batches(index(TL.DB2_SPLIT), TL.LAST))
-    maintain(conn)
+    stage.deliver_samples(dsn, db2_batches(index(TL.DB2_SPLIT), TL.LAST))
+    stage.maintain(conn)
     (again,) = detect(conn, "db2", period="2 hours")
     assert again["anomaly_id"] == e["anomaly_id"] and again["started_at"] == e["started_at"]
     assert abs(again["ended_at"] - (TL.E5 + 30 * MIN)) <= 2 * MIN and "since" not in again["description"]

@@ -14,7 +14,6 @@ import psycopg
 import pytest
 
 from pganalytics.collector.batch import SamplesBatch
-from pganalytics.collector.sink import Sink
 
 from . import stage
 
@@ -47,21 +46,6 @@ def batches(first: int, last: int, state: dict) -> list[SamplesBatch]:
     return out
 
 
-def deliver(dsn: str, rows: list[SamplesBatch]) -> None:
-    with psycopg.connect(dsn) as conn:
-        sink = Sink(conn)
-        for k in range(0, len(rows), 500):
-            with sink.transaction():
-                sink.deliver_group(rows[k:k + 500])
-
-
-def maintain(conn) -> None:
-    for _ in range(20):
-        if not conn.execute("SELECT pganalytics.maintain()").fetchone()[0]["behind"]:
-            return
-    raise AssertionError("maintain() still behind")
-
-
 @pytest.fixture(scope="module")
 def two_days(server_dsn, store_template):
     """A store holding t1's first two days, rolled up and scored live (a template)."""
@@ -76,8 +60,8 @@ def two_days(server_dsn, store_template):
         conn.execute("UPDATE pganalytics.store_settings SET value = '7 days' WHERE name = 'retention.raw'")
         conn.execute("UPDATE pganalytics.store_settings SET value = '3 days' WHERE name = 'rollup.max_catchup'")
         stage.register(conn, "t1")
-        deliver(dsn, batches(0, 2 * 1440 + 2, state))  # two days and the minutes that settle them
-        maintain(conn)
+        stage.deliver_samples(dsn, batches(0, 2 * 1440 + 2, state))  # two days and the minutes that settle them
+        stage.maintain(conn)
     yield name, dict(state)
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -93,8 +77,8 @@ def store(databases, two_days):
 
 def third_day(conn, dsn, state) -> list[dict]:
     """Deliver and roll up the third day; the live path's temp_spill events."""
-    deliver(dsn, batches(2 * 1440 + 2, 3 * 1440, state))
-    maintain(conn)
+    stage.deliver_samples(dsn, batches(2 * 1440 + 2, 3 * 1440, state))
+    stage.maintain(conn)
     cur = conn.execute("SELECT started_at, ended_at, severity FROM pganalytics.anomalies "
                        "WHERE anomaly_type = 'temp_spill' AND source = 'live' AND started_at >= %s "
                        "ORDER BY started_at", (DAY0 + timedelta(days=2),))
@@ -175,8 +159,8 @@ def test_detect_anomalies_scores_with_the_trained_model_too(store):
     """detect_anomalies() scores a period afresh; with a model it uses the fitted profile, as
     the live path does: the third night's report is no event, the noon spill is."""
     conn, dsn, state = store
-    deliver(dsn, batches(2 * 1440 + 2, 3 * 1440, state))
-    maintain(conn)
+    stage.deliver_samples(dsn, batches(2 * 1440 + 2, 3 * 1440, state))
+    stage.maintain(conn)
 
     def detected():
         conn.execute("DELETE FROM pganalytics.anomalies")

@@ -17,6 +17,11 @@ the first cycle, which initialised the states). The recursion is evaluated for a
 parameter sets at once, each numpy operation acting on a vector with one element per set, so
 a pass over 4 weeks of hourly points costs the same few thousand numpy calls for 1 or 1,000
 sets; a coarse grid is followed by a few rounds of local refinement around the best set.
+The recursion is robust (Gelper et al. 2010): a one-step error beyond CLIP running scales is
+clipped before it updates the states and before it counts in the loss, so a spike or an
+incident in the history does not bend the level, trend and seasons. Measured on
+bench/forecast_accuracy.py: it helps the real NAB ops series (mean MASE 2.98 -> 2.05 on the
+two-week ones) and costs some accuracy on the synthetic series (0.71 -> 0.85).
 
 Model choice ("auto"): every candidate the history allows is fitted, then compared on its
 in-sample multi-step errors (forecasts from every origin of the history over the horizon, at
@@ -156,6 +161,18 @@ def init_states(y, periods):
     return (intercept - slope, slope, profiles), w
 
 
+CLIP = 4.0          # one-step errors beyond this many running scales are clipped ...
+SCALE_RATE = 0.01   # ... the scale being an EWMA of the squared clipped errors
+
+
+def init_scale(y, burn):
+    """A starting scale of the one-step errors: the robust spread of the first differences
+    in the initialisation window, never 0 (a clip at 0 would freeze every state)."""
+    d = np.diff(y[:max(burn, 3)])
+    mad = 1.4826 * float(np.median(np.abs(d - np.median(d))))
+    return max(mad, 0.5 * float(np.std(d)), 1e-9 * (1.0 + float(np.max(np.abs(y)))))
+
+
 def smooth(y, periods, params, init, burn, store=False):
     """The additive damped-trend recursion for K parameter sets at once.
 
@@ -170,6 +187,7 @@ def smooth(y, periods, params, init, burn, store=False):
     trend = np.full(k, trend0)
     rings = [np.tile(p, (k, 1)) for p in profiles]
     sse = np.zeros(k)
+    scale = np.full(k, init_scale(y, burn))
     n = len(y)
     if store:
         levels, trends = np.zeros(n), np.zeros(n)
@@ -180,6 +198,10 @@ def smooth(y, periods, params, init, burn, store=False):
         for s in seas:
             pred = pred + s
         e = y[t] - pred
+        # A spike moves the states (and counts in the loss) only up to CLIP scales: one bad
+        # hour must not bend the level, trend and seasons (Gelper et al. 2010, robust HW).
+        e = np.clip(e, -CLIP * scale, CLIP * scale)
+        scale = np.sqrt((1 - SCALE_RATE) * scale * scale + SCALE_RATE * e * e)
         if t >= burn:
             sse += e * e
         level = level + phi * trend + alpha * e

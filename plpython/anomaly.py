@@ -14,7 +14,11 @@ enough cycles and explains the series better than its level alone):
 - level: a short EWMA of the value against the median (a change of level, learnt as normal
   as the median follows it);
 - variance: a short EWMA of absolute deviations against the MAD (a change of variance);
-- range: a value beyond everything seen so far by more than `range_margin` of the seen range.
+- range: a value, or its short level (the level detector's EWMA), beyond everything seen so far
+  by more than `range_margin` of the seen range. The level's own record matters for a sustained
+  shift at 1-minute resolution: one earlier spike may hold the values' record, but a drop that
+  lasts moves the level past anything the level did before within a few points, where the
+  likelihoods (smoothed, and used to their own history) take many more.
 Each raw measure goes through its own anomaly likelihood (Numenta's idea, Ahmad et al. 2017:
 how unusual is this measure given its own recent distribution, as -log10 of a normal tail
 probability / 10, so 0.5 is p = 1e-5); the point's score is the highest of them.
@@ -66,7 +70,11 @@ LIKELIHOODS = (("lik_avg", 4), ("lik_mean", 4), ("lik_var", 4))
 # 415 floats are written once an hour, not once a minute. A trained model's hour-of-week
 # profile (train_anomaly_model()) takes precedence.
 PROFILES = (("day_mean", 24), ("day_n", 24), ("week_mean", 168), ("week_n", 168))
-PARTS = {"hot": tuple((k, 0) for k in SCALARS) + LIKELIHOODS, "profiles": PROFILES}
+# State added after a release goes at the end of its part, with the value a series that has seen
+# nothing has: a block stored before it decodes with that value filled in (decode()).
+GROWN = {"hot": (("short_hi", math.nan), ("short_lo", math.nan)), "profiles": ()}
+PARTS = {"hot": tuple((k, 0) for k in SCALARS) + LIKELIHOODS + tuple((k, 0) for k, _ in GROWN["hot"]),
+         "profiles": PROFILES}
 
 
 RELEARN_POINTS = 30  # likelihood points re-learnt before they score again after a restart
@@ -116,6 +124,9 @@ def new_state(size):
         state[k][:] = np.nan
     for name, width in LIKELIHOODS + PROFILES:
         state[name] = np.zeros((size, width))
+    for part in GROWN.values():
+        for name, initial in part:
+            state[name] = np.full(size, initial)
     return state
 
 
@@ -311,6 +322,12 @@ class Bank:
         # also range_sigmas robust standard deviations past the old one; as surprising as
         # p = 1e-5 at the margin, ten times less likely for each further margin.
         hit = learn & (beyond > o["range_margin"]) & (past > o["range_sigmas"] * sigma)
+        # The same for the short level against the level's own record (sustained shifts).
+        level_past = np.maximum(np.maximum(short - s["short_hi"], s["short_lo"] - short), 0.0)
+        level_past = np.where(np.isfinite(level_past), level_past, 0.0)  # the first point: no record
+        level_hit = learn & (level_past / width > o["range_margin"]) & (level_past > o["range_sigmas"] * sigma)
+        beyond = np.where(level_hit, np.maximum(beyond, level_past / width), beyond)
+        hit = hit | level_hit
         detector[:, 4] = np.where(hit, surprise_score(5.0 * beyond / max(o["range_margin"], 1e-3)), 0.0)
         detector *= self.weights * self.use
         self.detector_scores = detector  # for training: series x DETECTORS
@@ -325,6 +342,8 @@ class Bank:
 
         # Learn the point.
         s["short"], s["spread"] = short, spread
+        s["short_hi"] = np.where(learn, np.fmax(s["short_hi"], short), s["short_hi"])
+        s["short_lo"] = np.where(learn, np.fmin(s["short_lo"], short), s["short_lo"])
         dev = y - med
         rate = np.where(n < 20, 0.2, o["median_rate"])
         s["med"] = np.where(learn, med + rate * mad * np.sign(dev), s["med"])
@@ -380,10 +399,19 @@ def score(ts, values, options=None):
 
 
 def decode(sent, rows, part):
-    """A block's bytes (big-endian float8s) of one part as a (rows, state_width(part)) matrix."""
+    """A block's bytes (big-endian float8s) of one part as a (rows, state_width(part)) matrix.
+    A block stored before the part grew (GROWN) gets the added columns' initial values."""
+    width = state_width(part)
     if not rows:
-        return np.zeros((0, state_width(part)))
-    return np.frombuffer(sent, dtype=">f8").astype(np.float64).reshape(rows, state_width(part))
+        return np.zeros((0, width))
+    floats = np.frombuffer(sent, dtype=">f8").astype(np.float64)
+    grown = GROWN[part]
+    if floats.size == rows * (width - len(grown)) and grown:
+        old = floats.reshape(rows, width - len(grown))
+        return np.hstack([old, np.tile([v for _, v in grown], (rows, 1))])
+    if floats.size != rows * width:
+        raise ValueError(f"a stored {part} state of {floats.size} floats does not hold {rows} series of {width}")
+    return floats.reshape(rows, width)
 
 
 def encode(matrix):

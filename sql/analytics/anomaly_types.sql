@@ -9,6 +9,10 @@
 --               99.5 %) but no DBA would act on is not an event.
 --   min_ratio   for 'up' types, actual must also be at least min_ratio x expected (NULL: no
 --               such rule): a query from 100 to 120 ms a call is not a spike worth an event.
+--   min_actual  for types named for a level ("high", "saturation", "pressure"), the actual value
+--               must also be at least this (at most, for 'down' types; NULL: no such rule): CPU
+--               use from 20 % to 40 % is a change, not high CPU use; 12 of 57 connections
+--               after 6 is not a saturated pool. A hard_limit point is anomalous regardless.
 --   hard_limit  a level that is an anomaly whatever the detector says (NULL: none): an XID age
 --               half way to wraparound is bad even if it got there slowly, which a detector
 --               of surprises learns as normal.
@@ -20,7 +24,10 @@ CREATE OR REPLACE VIEW pganalytics.anomaly_types AS
 SELECT t.anomaly_type, t.label, t.unit, t.direction, t.min_change, t.min_ratio, t.hard_limit,
        t.host_dependent, t.subjects, t.description,
        '{what} ' || CASE t.direction WHEN 'up' THEN 'rose' ELSE 'fell' END
-           || ' to {actual} (expected {expected}) on instance {instance} {when}' AS template
+           || ' to {actual} (expected {expected}) on instance {instance} {when}' AS template,
+       -- last: CREATE OR REPLACE VIEW adds columns only at the end
+       CASE t.anomaly_type WHEN 'connection_pool_saturation' THEN 0.5 WHEN 'high_cpu_usage' THEN 0.8
+                           WHEN 'memory_pressure' THEN 0.8 WHEN 'high_io_wait' THEN 0.1 END::float8 AS min_actual
 FROM (VALUES
     ('execution_time_spike', 'mean execution time', 'ms', 'up', 1.0::float8, 1.5::float8, NULL::float8, false,
      'queryid:<queryid>',

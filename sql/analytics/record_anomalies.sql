@@ -13,7 +13,8 @@
 -- - A point is ANOMALOUS when the detector flags it (p_flag; NULL: score >= 0.5, the production
 --   threshold) and it departs from expected in the type's bad direction (anomaly_types.direction:
 --   a cache hit ratio going up is not an anomaly) by at least min_change (and, for types with a
---   min_ratio, actual >= min_ratio x expected); or when it is past the type's hard_limit.
+--   min_ratio, actual >= min_ratio x expected; for types with a min_actual, actual at or past
+--   it); or when it is past the type's hard_limit.
 --   A point without a finite value is skipped; one without a finite expected value can only
 --   be anomalous past the hard limit.
 -- - An anomalous point that no event holds opens one (started_at = its bucket).
@@ -160,7 +161,7 @@ BEGIN
                    CASE WHEN u.expected NOT IN ('NaN', 'infinity', '-infinity') THEN u.expected END AS expected,
                    CASE WHEN u.score = 'NaN' THEN 0 ELSE least(greatest(coalesce(u.score, 0), 0), 1) END AS score,
                    u.flag AS flagged, u.context,
-                   t.direction, t.min_change, t.min_ratio,
+                   t.direction, t.min_change, t.min_ratio, t.min_actual,
                    CASE t.direction WHEN 'up' THEN 1 ELSE -1 END
                        * (u.value - CASE WHEN u.expected NOT IN ('NaN', 'infinity', '-infinity') THEN u.expected END) AS badness,
                    coalesce(CASE t.direction WHEN 'up' THEN u.value >= t.hard_limit ELSE u.value <= t.hard_limit END,
@@ -176,7 +177,9 @@ BEGIN
                        coalesce(x.flagged, x.score >= threshold)
                        AND x.badness > 0 AND x.badness >= x.min_change
                        AND (x.min_ratio IS NULL OR CASE x.direction WHEN 'up' THEN x.value >= x.min_ratio * x.expected
-                                                                    ELSE x.value * x.min_ratio <= x.expected END),
+                                                                    ELSE x.value * x.min_ratio <= x.expected END)
+                       AND (x.min_actual IS NULL OR CASE x.direction WHEN 'up' THEN x.value >= x.min_actual
+                                                                     ELSE x.value <= x.min_actual END),
                        false) AS bad
             FROM pts x),
         work AS (

@@ -425,3 +425,57 @@ def forecast(ts, values, horizon, options=None):
     yhat, lo, hi, _ = forecast_grid(y, step, horizon, opt)
     times = grid[-1] + step * np.arange(1, horizon + 1, dtype=np.float64)
     return times.tolist(), yhat.tolist(), lo.tolist(), hi.tolist()
+
+
+def normal_cdf(z):
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def normal_quantile(p):
+    """The standard normal quantile, by bisection on erf (exact to 1e-12; math has no inverse)."""
+    lo, hi = -40.0, 40.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        if normal_cdf(mid) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
+
+
+def crossing(ts, values, horizon, limit, options=None):
+    """When a rising series reaches `limit` (days-to-threshold alerts): the forecast `horizon`
+    steps ahead (at most 10 x the history: a shorter horizon than asked is used, and said) and
+
+      predicted   the first time the point forecast is at or past the limit (None: not within)
+      earliest    the first time the interval's upper bound is (the date it could come first)
+      confidence  the highest probability, over the horizon, that the value is past the limit at
+                  that time, reading each step's interval as a normal one (sd = width / 2z); 1
+                  when the series is past the limit already
+      current     the last value; horizon and model: what was used.
+
+    Returns a dict; ValueError for bad input as forecast() gives it."""
+    opt = check_options(options)
+    check_series(ts, values)
+    if limit is None or not math.isfinite(limit):
+        raise ValueError(f"limit must be a finite number, not {limit!r}")
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon must be a positive number of steps, not {horizon!r}")
+    step, grid, y = regular(ts, values, opt["max_gap"])
+    used = min(horizon, MAX_HORIZON, HORIZON_FACTOR * len(y))
+    yhat, lo, hi, info = forecast_grid(y, step, used, opt)
+    times = grid[-1] + step * np.arange(1, used + 1, dtype=np.float64)
+    current = float(y[-1])
+    z = normal_quantile(0.5 + float(opt["level"]) / 2.0)
+    sd = (hi - lo) / (2.0 * z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zs = np.where(sd > 0, (yhat - limit) / np.where(sd > 0, sd, 1.0), np.where(yhat >= limit, np.inf, -np.inf))
+    confidence = 1.0 if current >= limit else max(normal_cdf(float(v)) if math.isfinite(v) else float(v > 0)
+                                                  for v in zs)
+    at = np.flatnonzero(yhat >= limit)
+    first = np.flatnonzero(hi >= limit)
+    return {"predicted": float(times[at[0]]) if at.size else None,
+            "earliest": float(times[first[0]]) if first.size else None,
+            "confidence": confidence, "current": current, "last": float(grid[-1]),
+            "horizon": used, "step": step, "model": info["model"],
+            "yhat_end": float(yhat[-1]), "hi_end": float(hi[-1])}

@@ -68,7 +68,8 @@ if "detect_live.plans" not in SD:
         "limits": plpy.prepare(
             "SELECT anomaly_type, direction, hard_limit FROM pganalytics.anomaly_types WHERE hard_limit IS NOT NULL"),
         "open": plpy.prepare(
-            "SELECT DISTINCT instance_id FROM pganalytics.anomalies WHERE instance_id = ANY ($1) AND ended_at IS NULL",
+            "SELECT DISTINCT instance_id FROM pganalytics.anomalies WHERE instance_id = ANY ($1) AND ended_at IS NULL"
+            " AND source <> 'forecast'",  # days-to-threshold alerts: not the detector's
             ["int[]"]),
         "record": plpy.prepare(
             "SELECT pganalytics.record_anomalies($1, 'live', $2, $3,"

@@ -5,6 +5,7 @@ snapshots through the real ingest), and a gauge through the collector's Sink tha
 to do with either."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import numpy as np
@@ -55,7 +56,7 @@ def loaded(store_conn, store_dsn):
 
 def correlations(conn, metrics, window="20 minutes", options="{}", start=None):
     cur = conn.execute("SELECT * FROM pganalytics.correlations('c1', %s, %s::interval, %s::jsonb || %s::jsonb)",
-                       (metrics, window, options, '{"to": "%s"}' % (start + timedelta(seconds=SECONDS)).isoformat()))
+                       (metrics, window, options, json.dumps({"to": (start + timedelta(seconds=SECONDS)).isoformat()})))
     return {(r[0], r[1]): dict(zip([d.name for d in cur.description], r)) for r in cur.fetchall()}
 
 

@@ -24,12 +24,14 @@ set, so a pass over 4 weeks of hourly points costs the same few thousand numpy c
 The recursion is robust (Gelper et al. 2010): a one-step error beyond CLIP running scales is
 clipped before it updates the states, and the h-step errors count in the loss up to LOSS_CLIP
 x sqrt(h) scales, so a spike or an incident in the history does not bend the level, trend and
-seasons, nor the parameters.
+seasons, nor the parameters (with the multi-step loss, clipping helps every bench group: CLIP
+3 against none, mean MASE on origins clear of incidents synthetic 0.71 -> 0.68, NAB two-week
+series 0.79 -> 0.67).
 
-Model choice ("auto"): every candidate the history allows is fitted, then compared on its
+Model choice ("auto"): every candidate the history allows is fitted (and the seasonal naive of
+each season allowed joins them), then compared on the origins they all have, by its
 in-sample multi-step errors (forecasts from every origin of the history over the horizon, at
-most two days ahead): the goal is the h-step forecast, which the one-step error used for the
-parameters rewards too little (a model that follows the last point looks good one step ahead).
+most two days ahead, mean absolute error): the goal is the h-step forecast.
 
 Intervals: empirical, from the same in-sample h-step errors. Each horizon h gets a scale (the
 RMS of its errors, made non-decreasing in h); the errors divided by their horizon's scale are
@@ -55,6 +57,7 @@ MIN_POINTS = 10            # fewer points: nothing to fit
 MAX_HORIZON = 10_000       # points ahead, and at most HORIZON_FACTOR x the history
 HORIZON_FACTOR = 10
 MAX_FIT_POINTS = 8 * 168   # eight weeks of hourly points
+NAIVE_IN_AUTO = True       # "auto" also weighs the seasonal naive of each season allowed
 CHECK_HORIZON = 48         # at most this many steps ahead in the in-sample multi-step errors
 INTERVAL_INFLATION = 1.1   # pooled in-sample quantiles x this: fitted parameters are optimistic
 
@@ -164,7 +167,7 @@ def init_states(y, periods):
     return (intercept - slope, slope, profiles), w
 
 
-CLIP = 4.0          # one-step errors beyond this many running scales are clipped ...
+CLIP = 3.0          # one-step errors beyond this many running scales are clipped ...
 SCALE_RATE = 0.01   # ... the scale being an EWMA of the squared clipped errors
 
 
@@ -440,7 +443,11 @@ def forecast_levels(y, step, horizon, opt, levels):
         flat = np.full(horizon, float(y[-1]))
         return flat, [(flat.copy(), flat.copy()) for _ in levels], {"model": "constant", "periods": [], "points": n}
     check = min(horizon, CHECK_HORIZON)
-    best = None
+    if opt["model"] == "auto" and NAIVE_IN_AUTO:
+        # the seasonal naive of each season the history allows competes too: where a season
+        # repeats more faithfully than any smoothing follows it (nyc_taxi's week), it wins
+        models = models + [("naive", p) for name, p in models if name == "hw"]
+    fitted = []
     for name, periods in models:
         if name == "naive":
             err = naive_errors(y, periods[0], check)
@@ -452,11 +459,11 @@ def forecast_levels(y, step, horizon, opt, levels):
             err = multi_step_errors(y, periods, params, init, burn, check, states)
             yhat = forecast_model(y, periods, params, init, burn, horizon, states)
             growth = impulse_variance(params, periods, horizon)
-        score = float(np.nanmean(np.abs(err)))
-        if best is None or score < best[0]:
-            best = (score, name, periods, yhat, err, growth)
-    assert best is not None
-    _, name, periods, yhat, err, growth = best
+        fitted.append((name, periods, yhat, err, growth))
+    # compared on the origins every candidate has (the longest season's model starts latest)
+    rows = min(f[3].shape[0] for f in fitted)
+    scores = [float(np.nanmean(np.abs(f[3][-rows:]))) for f in fitted]
+    name, periods, yhat, err, growth = fitted[int(np.argmin(scores))]
     bounds = [interval(yhat, err, float(level), growth) for level in levels]
     return yhat, bounds, {"model": name, "periods": list(periods), "points": n}
 

@@ -165,3 +165,66 @@ def test_four_weeks_of_hourly_points_fit_well_under_a_second():
     began = time.perf_counter()
     forecast.forecast(hours(len(y)), list(y), 48)
     assert time.perf_counter() - began < 0.5
+
+
+def test_smooth_multi_step_loss_matches_the_stored_states():
+    # the ring of past levels and trends in smooth() gives the h-step errors that
+    # multi_step_errors() builds from the stored states (unclipped: a huge LOSS_CLIP)
+    y, _, _ = seasonal(10 * 24, seed=11)
+    params = np.array([0.3, 0.05, 0.9, 0.2])
+    init, burn = forecast.init_states(y, (24,))
+    loss_h = 6
+    saved = forecast.LOSS_CLIP, forecast.LOSS_STEPS
+    try:
+        forecast.LOSS_CLIP, forecast.LOSS_STEPS = 1e12, (1, 2, 3, 4, 5, 6)
+        sse, _ = forecast.smooth(y, (24,), params[None, :], init, burn, loss_h=loss_h)
+    finally:
+        forecast.LOSS_CLIP, forecast.LOSS_STEPS = saved
+    err = forecast.multi_step_errors(y, (24,), params, init, burn, loss_h)
+    # err[o, h-1] is the error at target (burn - 1 + o) + h; the loss counts targets >= burn + loss_h
+    first_origin = max(burn, 1) - 1
+    want = 0.0
+    for h in range(1, loss_h + 1):
+        for o in range(err.shape[0]):
+            target = first_origin + o + h
+            if burn + loss_h <= target < len(y):
+                want += err[o, h - 1] ** 2
+    assert sse[0] == pytest.approx(want, rel=1e-9)
+
+
+def test_a_strong_season_is_not_fitted_as_a_random_walk():
+    # a faithful daily shape with persistent (AR) deviations: a one-step loss follows the last
+    # point (alpha near 1, the season frozen); the multi-step loss keeps the season learning
+    rng = np.random.default_rng(12)
+    n = 21 * 24
+    h = np.arange(n)
+    ar = np.zeros(n)
+    for i in range(1, n):
+        ar[i] = 0.9 * ar[i - 1] + rng.normal(0, 2)
+    y = 100 + 40 * np.sin(2 * np.pi * h / 24) + ar
+    params, _, _ = forecast.fit(y, (24,), True)
+    assert params[0] < 0.9
+    yhat = forecast.forecast(hours(n - 24), list(y[:-24]), 24)[1]
+    naive = forecast.naive_forecast(y[:-24], 24, 24)
+    assert np.mean(np.abs(y[-24:] - yhat)) < np.mean(np.abs(y[-24:] - naive))
+
+
+def test_auto_picks_the_weekly_naive_when_the_week_repeats_exactly():
+    rng = np.random.default_rng(13)
+    week = rng.uniform(10, 100, 168)  # an arbitrary weekly shape, repeated exactly
+    y = np.tile(week, 4)
+    step, grid, values = forecast.regular(hours(len(y)), list(y), 6)
+    yhat, _, _, info = forecast.forecast_grid(values, step, 24, forecast.check_options({}))
+    assert info["model"] == "naive" and info["periods"] == [168]
+    assert yhat == pytest.approx(week[:24])
+
+
+def test_forecast_levels_gives_what_forecast_grid_gives_per_level():
+    y, _, _ = seasonal(14 * 24, seed=14)
+    opt = forecast.check_options({})
+    yhat, bounds, info = forecast.forecast_levels(y, HOUR, 24, opt, (0.8, 0.95))
+    for level, (lo, hi) in zip((0.8, 0.95), bounds):
+        one = forecast.forecast_grid(y, HOUR, 24, forecast.check_options({"level": level}))
+        assert list(one[0]) == list(yhat) and list(one[1]) == list(lo) and list(one[2]) == list(hi)
+        assert one[3] == info
+    assert np.all(bounds[1][0] <= bounds[0][0]) and np.all(bounds[0][1] <= bounds[1][1])

@@ -37,8 +37,11 @@ Intervals: empirical, from the same in-sample h-step errors. Each horizon h gets
 RMS of its errors, made non-decreasing in h); the errors divided by their horizon's scale are
 pooled over all horizons, and the interval is yhat + scale_h * (the pooled quantiles of the
 level). Beyond the horizons the history can check, the scale grows as the model's analytical
-variance does (the sum of squared impulse responses). The pooled quantiles are widened a little
-(INTERVAL_INFLATION) because in-sample errors of fitted parameters are optimistic.
+variance does (the sum of squared impulse responses). The pooled quantiles are widened by
+1 + SHORT_HISTORY / (the origins checked) because in-sample errors of fitted parameters are
+optimistic, the more so the fewer there are: a two-week history is widened by about a fifth,
+eight weeks by 7 % (bench, origins clear of incidents, 95 % coverage of the two-week NAB series
+86.8 % -> 92-93 %; on pure noise it over-covers a little: 88 % / 98 % in the unit test).
 
 Input: epoch seconds, strictly increasing, with their values; the series is put on a regular
 grid of its median step, ending at the last timestamp: points off the grid are interpolated
@@ -59,7 +62,8 @@ HORIZON_FACTOR = 10
 MAX_FIT_POINTS = 8 * 168   # eight weeks of hourly points
 NAIVE_IN_AUTO = True       # "auto" also weighs the seasonal naive of each season allowed
 CHECK_HORIZON = 48         # at most this many steps ahead in the in-sample multi-step errors
-INTERVAL_INFLATION = 1.1   # pooled in-sample quantiles x this: fitted parameters are optimistic
+INTERVAL_INFLATION = 1.0   # pooled in-sample quantiles x this: fitted parameters are optimistic,
+SHORT_HISTORY = 48.0       # ... and x (1 + this / the origins checked): the more so when few
 
 DEFAULTS = {
     "level": 0.95,      # the interval's nominal coverage
@@ -390,7 +394,8 @@ def interval(yhat, err, level, growth):
         return yhat.copy(), yhat.copy()
     tail = (1.0 - level) / 2.0
     q_lo, q_hi = np.quantile(z, [tail, 1.0 - tail])
-    q_lo, q_hi = min(q_lo, 0.0) * INTERVAL_INFLATION, max(q_hi, 0.0) * INTERVAL_INFLATION
+    widen = INTERVAL_INFLATION * (1.0 + SHORT_HISTORY / max(err.shape[0], 1))
+    q_lo, q_hi = min(q_lo, 0.0) * widen, max(q_hi, 0.0) * widen
     return yhat + q_lo * scale, yhat + q_hi * scale
 
 

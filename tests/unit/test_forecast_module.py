@@ -228,3 +228,15 @@ def test_forecast_levels_gives_what_forecast_grid_gives_per_level():
         assert list(one[0]) == list(yhat) and list(one[1]) == list(lo) and list(one[2]) == list(hi)
         assert one[3] == info
     assert np.all(bounds[1][0] <= bounds[0][0]) and np.all(bounds[0][1] <= bounds[1][1])
+
+
+def test_intervals_from_few_origins_are_widened_more():
+    rng = np.random.default_rng(15)
+    yhat, growth = np.zeros(4), np.ones(4)
+    many = rng.normal(0, 1, (2000, 4))
+    few = many[:200]
+    w_many = np.subtract(*forecast.interval(yhat, many, 0.9, growth)[::-1])
+    w_few = np.subtract(*forecast.interval(yhat, few, 0.9, growth)[::-1])
+    ratio = (1 + forecast.SHORT_HISTORY / 200) / (1 + forecast.SHORT_HISTORY / 2000)
+    assert np.mean(w_few / w_many) == pytest.approx(ratio, rel=0.15)
+    assert np.all(w_few > w_many)

@@ -124,8 +124,10 @@ BEGIN
     END IF;
     grid := ARRAY(SELECT g FROM generate_series(date_bin(step, t_from, origin), t_to - interval '1 microsecond', step) g);
     -- where the daemon's lock sampling ran: a bucket without a waiting session counts 0 there
-    SELECT tstzrange(min(w.collected_at) - step, max(w.collected_at) + step) INTO sampled
-    FROM pganalytics.wait_samples w WHERE w.instance_id = iid AND w.collected_at >= t_from AND w.collected_at < t_to;
+    IF 'lock_waits' = ANY (p_metrics) THEN
+        SELECT tstzrange(min(w.collected_at) - step, max(w.collected_at) + step) INTO sampled
+        FROM pganalytics.wait_samples w WHERE w.instance_id = iid AND w.collected_at >= t_from AND w.collected_at < t_to;
+    END IF;
 
     FOREACH name IN ARRAY p_metrics LOOP
         base := substring(name FROM '^([a-z][a-z0-9_]*)');

@@ -57,16 +57,16 @@ BEGIN
         END IF;
     END IF;
 
-    SELECT (SELECT h.setting::float8 FROM pganalytics.settings_history h
-            WHERE h.instance_id = iid AND h.name = 'max_connections' AND h.setting ~ '^[0-9]{1,9}$'
-            ORDER BY h.valid_from DESC LIMIT 1)
-           - coalesce((SELECT h.setting::float8 FROM pganalytics.settings_history h
-                       WHERE h.instance_id = iid AND h.name = 'superuser_reserved_connections' AND h.setting ~ '^[0-9]{1,9}$'
-                       ORDER BY h.valid_from DESC LIMIT 1), 3)
-           - coalesce((SELECT h.setting::float8 FROM pganalytics.settings_history h
-                       WHERE h.instance_id = iid AND h.name = 'reserved_connections' AND h.setting ~ '^[0-9]{1,9}$'
-                       ORDER BY h.valid_from DESC LIMIT 1), 0)
-    INTO usable;
+    -- each setting's newest value (the defaults where the history has none)
+    SELECT max(l.v) FILTER (WHERE l.name = 'max_connections')
+           - coalesce(max(l.v) FILTER (WHERE l.name = 'superuser_reserved_connections'), 3)
+           - coalesce(max(l.v) FILTER (WHERE l.name = 'reserved_connections'), 0)
+    INTO usable
+    FROM (SELECT DISTINCT ON (h.name) h.name, h.setting::float8 AS v
+          FROM pganalytics.settings_history h
+          WHERE h.instance_id = iid AND h.setting ~ '^[0-9]{1,9}$'
+            AND h.name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections')
+          ORDER BY h.name, h.valid_from DESC) l;
     IF labels ->> 'pooler_max_connections' ~ '^[0-9]{1,9}$' THEN
         usable := least(coalesce(usable, 'infinity'), (labels ->> 'pooler_max_connections')::float8);
     END IF;

@@ -7,6 +7,7 @@
     interval_s = 10                    # pg_stat_statements, database/WAL/IO stats
     slow_interval_s = 60               # tables, indexes, sizes, settings, plans
     sample_interval_s = 1              # pg_stat_activity wait-event samples (0 = off)
+    idle_xact_threshold_s = 60         # sessions idle in a transaction this long are recorded
     workers = 8                        # targets read in parallel
     spool_dir = "/var/lib/pganalytics/spool"
     spool_max_mb = 256
@@ -65,6 +66,7 @@ class CollectorConfig:
     query_filter: QueryFilter = NO_FILTER
     shard: sharding.Shard = sharding.ALL
     maintain_interval_s: float = 60
+    idle_xact_threshold_s: float = 60
 
     def filter_for(self, name: str) -> QueryFilter:
         """A configured target's own exclusions, else the default (targets of `targets add`)."""
@@ -149,6 +151,7 @@ def parse(data: dict, env_dsn: str | None = None, env_shard: str | None = None) 
         sample_interval_s=_number(c, "sample_interval_s", 1, "collector", 0),
         workers=int(_number(c, "workers", 8, "collector", 1)),
         maintain_interval_s=_number(c, "maintain_interval_s", 60, "collector", 0),
+        idle_xact_threshold_s=_number(c, "idle_xact_threshold_s", 60, "collector", 0),
         spool_dir=Path(c.get("spool_dir", ".pganalytics-spool")),
         spool_max_bytes=int(_number(c, "spool_max_mb", 256, "collector", 1) * (1 << 20)),
         targets=tuple(targets), metrics_listen=_listen(c),

@@ -119,6 +119,7 @@ class Collector:
                 due = time.monotonic() + phase
                 state = self.targets[name] = TargetState(name, t.conn, t.interval_s, t.slow_interval_s,
                                                          next_fast=due, next_slow=due, next_tick=due)
+                state.session.sampler.idle_xact_threshold_s = self.config.idle_xact_threshold_s
                 self._push(due, state, "cycle")
             else:
                 state.interval_s, state.slow_interval_s = t.interval_s, t.slow_interval_s

@@ -72,4 +72,21 @@ ARCHIVER = Source(
         "extract(epoch FROM now() - last_archived_time) AS last_archived_age_s, "
         "extract(epoch FROM now() - last_failed_time) AS last_failed_age_s FROM pg_stat_archiver"),))
 
-INSTANCE_SOURCES = (BGWRITER, CHECKPOINTER, WAL, IO, ARCHIVER)
+# Client sessions by state, and the oldest transaction and snapshot among them: what holds
+# vacuum back (a long or idle-in-transaction session's xmin keeps every newer dead row) and
+# how full the connection slots are, at every fast cycle. lock_waits records the sessions
+# themselves, but only past its idle threshold (60 s): the horizon shows from the first second.
+ACTIVITY = Source(
+    name="pg_stat_activity", metric_prefix="pg_activity",
+    gauges=("client_backends", "active", "idle_in_transaction", "waiting_on_lock",
+            "oldest_xact_age_s", "oldest_xmin_age", "oldest_query_age_s"),
+    variants=(Variant(150000,
+        "SELECT count(*) AS client_backends, count(*) FILTER (WHERE state = 'active') AS active, "
+        "count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction, "
+        "count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting_on_lock, "
+        "extract(epoch FROM now() - min(xact_start))::float8 AS oldest_xact_age_s, "
+        "max(age(backend_xmin)) AS oldest_xmin_age, "
+        "extract(epoch FROM now() - min(query_start) FILTER (WHERE state = 'active'))::float8 AS oldest_query_age_s "
+        "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"),))
+
+INSTANCE_SOURCES = (BGWRITER, CHECKPOINTER, WAL, IO, ARCHIVER, ACTIVITY)

@@ -1,0 +1,246 @@
+"""The root-cause rules (plpython/root_cause.py) over hand-built diagnosis_inputs() documents:
+each cause found from its own evidence, ranked above the symptoms it also causes, and nothing
+found when nothing changed."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from pganalytics.plpython import root_cause as rc
+
+W, B = 60.0, 60.0
+
+
+def q(queryid, calls_w, time_w, calls_b, time_b, *, blks_w=10, blks_b=10, read_frac_w=0.0, read_frac_b=0.0,
+      rows_w=1, rows_b=1, temp_w=0, temp_b=0, text=None):
+    def period(calls, time, blks, frac, rows, temp):
+        return {"calls": calls, "time_ms": time, "hit": calls * blks * (1 - frac), "read": calls * blks * frac,
+                "temp": temp, "rows": calls * rows, "plans": 0}
+    return {"queryid": queryid, "query": text or f"SELECT * FROM orders WHERE id = $1 -- {queryid}",
+            "w": period(calls_w, time_w, blks_w, read_frac_w, rows_w, temp_w),
+            "b": period(calls_b, time_b, blks_b, read_frac_b, rows_b, temp_b)}
+
+
+def metric(b, w, **more):
+    out = {"b_mean": b, "w_mean": w, "b_max": b, "w_max": w, "w_min": w, "w_first": w, "w_last": w,
+           "b_last": b, "w_n": 30, "b_n": 30}
+    out.update(more)
+    return out
+
+
+def healthy() -> dict:
+    """A steady minute against the minute before it: the baseline every scenario edits."""
+    queries = [q(1, 6000, 3000, 6000, 3000), q(2, 600, 1200, 600, 1200, text="UPDATE accounts SET x = x + $1")]
+    total = {"queryid": "all",
+             "w": {k: sum(x["w"][k] for x in queries) for k in ("calls", "time_ms", "hit", "read", "temp", "rows")},
+             "b": {k: sum(x["b"][k] for x in queries) for k in ("calls", "time_ms", "hit", "read", "temp", "rows")}}
+    return {
+        "seconds": {"w": W, "b": B}, "from": "2026-12-05T10:01:00Z", "to": "2026-12-05T10:02:00Z",
+        "baseline_from": "2026-12-05T10:00:00Z",
+        "queries": queries + [total],
+        "waits": [{"type": "CPU", "event": "CPU", "state": "active", "w": 60, "b": 60},
+                  {"type": "Lock", "event": "transactionid", "state": "active", "w": 3, "b": 3},
+                  {"type": "IO", "event": "DataFileRead", "state": "active", "w": 2, "b": 2}],
+        "ticks": {"w": 60, "b": 60},
+        "locks": {}, "blockers": [], "idle_in_transaction": [],
+        "metrics": {
+            "pg_database_blks_hit": metric(5000, 5000), "pg_database_blks_read": metric(20, 20),
+            "pg_database_temp_bytes": metric(0, 0),
+            "host_cpu_busy_ratio": metric(0.3, 0.3), "host_cpu_iowait_ratio": metric(0.01, 0.01),
+            "host_memory_available_bytes": metric(20e9, 20e9), "host_memory_total_bytes": metric(24e9, 24e9),
+            "pg_activity_client_backends": metric(6, 6), "pg_activity_active": metric(1, 1),
+            "pg_activity_oldest_xact_age_s": metric(0.1, 0.1), "pg_activity_oldest_xmin_age": metric(2, 2),
+            "pg_checkpointer_num_requested": metric(0, 0),
+        },
+        "tables": [{"relname": "orders", "schemaname": "public",
+                    "metrics": {"pg_table_n_live_tup": metric(1e6, 1e6), "pg_table_n_mod_since_analyze": metric(100, 100),
+                                "pg_table_n_dead_tup": metric(50, 50)}}],
+        "indexes": [{"relname": "orders", "indexrelname": "orders_pkey", "b_n": 30, "w_n": 30},
+                    {"relname": "orders", "indexrelname": "orders_customer", "b_n": 30, "w_n": 30}],
+        "settings": {"changes": [], "current": {"max_connections": "60", "superuser_reserved_connections": "3"}},
+        "dropped_indexes": [], "plans": [], "advice": [],
+    }
+
+
+def causes(doc, **options):
+    return rc.diagnose(doc, options)["causes"]
+
+
+def top(doc) -> str | None:
+    found = causes(doc)
+    return found[0]["cause"] if found else None
+
+
+def slower_query(doc, work=200, latency=40, rows=1):
+    """Query 1 does `work` times the blocks a call and is `latency` times slower."""
+    doc["queries"][0] = q(1, 3000, 3000 * 0.5 * latency, 6000, 3000, blks_w=10 * work, rows_w=rows, read_frac_w=0.05)
+    doc["waits"][0]["w"] = 140
+    doc["metrics"]["host_cpu_busy_ratio"] = metric(0.3, 0.95)
+    doc["metrics"]["pg_database_blks_read"] = metric(20, 900)
+    return doc
+
+
+def test_nothing_changed_is_no_cause():
+    out = rc.diagnose(healthy(), {})
+    assert out["causes"] == []
+    assert out["summary"].startswith("no cause found")
+    assert set(f"rule:{c}" for c in rc.CAUSES) <= set(out["features"])
+
+
+def test_no_baseline_says_so():
+    doc = healthy()
+    doc["seconds"]["b"] = 0
+    assert "little or no history" in rc.diagnose(doc, {})["summary"]
+
+
+def test_lock_contention_names_the_root_blocker():
+    doc = healthy()
+    doc["waits"][1]["w"] = 150
+    doc["locks"] = {"w_collections_with_waiters": 50, "w_max_wait_s": 0.9}
+    doc["blockers"] = [{"pid": 4242, "state": "idle in transaction", "queryid": 9, "xact_age_s": 50,
+                        "waiter_samples": 120, "waiting_queryids": [2]}]
+    found = causes(doc)
+    assert found[0]["cause"] == "lock_contention" and found[0]["confidence"] > 0.7
+    assert any("pg_terminate_backend(4242)" in r for r in found[0]["recommendations"])
+    assert 2 in found[0]["queryids"]
+
+
+def test_a_dropped_index_is_missing_index_above_cpu_and_io():
+    doc = slower_query(healthy())
+    doc["dropped_indexes"] = [{"relname": "orders", "indexrelname": "orders_customer", "schemaname": "public",
+                               "indexdef": "CREATE INDEX orders_customer ON public.orders USING btree (customer)",
+                               "dropped_at": "2026-12-05T10:01:02Z"}]
+    found = causes(doc)
+    assert found[0]["cause"] == "missing_index" and found[0]["confidence"] > 0.8
+    assert "CREATE INDEX CONCURRENTLY orders_customer ON public.orders USING btree (customer)" in found[0]["recommendations"]
+    assert found[0]["queryids"] == [1]
+    cpu = next((c for c in found if c["cause"] == "cpu_saturation"), None)
+    assert cpu is None or cpu["confidence"] < found[0]["confidence"] / 2
+
+
+def test_an_index_whose_statistics_stop_counts_as_dropped():
+    doc = slower_query(healthy())
+    doc["indexes"][1]["w_n"] = 0
+    assert top(doc) == "missing_index"
+
+
+def test_hypopg_advice_without_a_drop_is_missing_index():
+    doc = slower_query(healthy())
+    doc["advice"] = [{"queryid": 1, "relname": "orders", "columns": ["customer"], "cost_before": 20000.0,
+                      "cost_after": 8.5, "verified_with": "hypopg",
+                      "statement": 'CREATE INDEX CONCURRENTLY ON "public"."orders" ("customer")'}]
+    found = causes(doc)
+    assert found[0]["cause"] == "missing_index"
+    assert found[0]["recommendations"][0].startswith("CREATE INDEX CONCURRENTLY")
+
+
+def test_a_role_planner_setting_is_suboptimal_plan():
+    doc = slower_query(healthy(), work=50, latency=10)
+    doc["settings"]["changes"] = [{"name": "enable_indexscan@role:app", "setting": "off", "before": None,
+                                   "source": "role", "at": "2026-12-05T10:01:01Z"}]
+    found = causes(doc)
+    assert found[0]["cause"] == "suboptimal_plan"
+    assert any("enable_indexscan" in e for e in found[0]["evidence"])
+
+
+def test_a_changed_plan_shape_is_plan_regression():
+    doc = slower_query(healthy(), work=30, latency=8)
+    doc["plans"] = [{"queryid": 1, "b_hashes": [11], "w_hashes": [22], "first_w_at": "2026-12-05T10:01:03Z",
+                     "b_scans": [{"node": "Index Scan", "relation": "orders", "index": "orders_customer"}],
+                     "w_scans": [{"node": "Seq Scan", "relation": "orders", "filter": "(customer = $1)"}]}]
+    doc["settings"]["changes"] = [{"name": "random_page_cost", "setting": "1000", "before": "4",
+                                   "at": "2026-12-05T10:01:00Z"}]
+    assert top(doc) == "plan_regression"
+
+
+def test_modified_rows_and_more_rows_per_call_are_stale_statistics():
+    doc = slower_query(healthy(), work=100, latency=20, rows=500)
+    doc["tables"][0]["metrics"]["pg_table_n_mod_since_analyze"] = metric(100, 600000)
+    doc["plans"] = [{"queryid": 1, "b_hashes": [11], "w_hashes": [11], "w_rows": 1.0,
+                     "w_scans": [{"node": "Index Scan", "relation": "orders", "index": "orders_customer"}]}]
+    found = causes(doc)
+    assert found[0]["cause"] == "stale_statistics"
+    assert "ANALYZE orders;" in found[0]["recommendations"]
+
+
+def test_temp_files_and_a_lowered_work_mem_are_work_mem_spill():
+    doc = healthy()
+    doc["queries"][1] = q(2, 600, 6000, 600, 1200, temp_w=600 * 400, text="SELECT ... ORDER BY 1")
+    doc["metrics"]["pg_database_temp_bytes"] = metric(0, 30e6)
+    doc["waits"].append({"type": "IO", "event": "BufFileWrite", "state": "active", "w": 40, "b": 0})
+    doc["settings"]["changes"] = [{"name": "work_mem@role:app", "setting": "64", "unit": "kB", "before": None,
+                                   "at": "2026-12-05T10:01:00Z"}]
+    found = causes(doc)
+    assert found[0]["cause"] == "work_mem_spill"
+    assert found[0]["queryids"][0] == 2
+
+
+def test_connections_near_the_limit():
+    doc = healthy()
+    doc["metrics"]["pg_activity_client_backends"] = metric(6, 55)
+    assert top(doc) == "connection_saturation"
+
+
+def test_a_long_idle_transaction_with_growing_dead_rows_is_bloat():
+    doc = healthy()
+    doc["metrics"]["pg_activity_oldest_xact_age_s"] = metric(0.1, 55, w_first=2, w_last=55)
+    doc["metrics"]["pg_activity_oldest_xmin_age"] = metric(2, 3000, w_first=50, w_last=3000)
+    doc["metrics"]["pg_activity_idle_in_transaction"] = metric(0, 1)
+    doc["tables"][0]["metrics"]["pg_table_n_dead_tup"] = metric(50, 30000, w_first=1000, w_last=40000, b_last=50)
+    doc["idle_in_transaction"] = [{"pid": 77, "usename": "report", "datname": "app", "xact_age_s": 55}]
+    found = causes(doc)
+    assert found[0]["cause"] == "bloat_long_transaction"
+    assert any("pg_terminate_backend(77)" in r for r in found[0]["recommendations"])
+
+
+def test_cpu_bound_new_queries_are_cpu_saturation():
+    doc = healthy()
+    doc["queries"].insert(0, q(3, 40, 80000, 0, 0, blks_w=0, text="SELECT sum(sqrt(g)) FROM generate_series(1, 3e6) g"))
+    doc["waits"][0]["w"] = 160
+    doc["metrics"]["host_cpu_busy_ratio"] = metric(0.3, 0.98)
+    found = causes(doc)
+    assert found[0]["cause"] == "cpu_saturation"
+    assert 3 in found[0]["queryids"]
+
+
+def test_a_cache_hit_drop_with_victims_is_io_cache_eviction():
+    doc = healthy()
+    doc["queries"][0] = q(1, 6000, 9000, 6000, 3000, read_frac_w=0.5)
+    doc["queries"].insert(0, q(4, 20, 20000, 0, 0, blks_w=20000, read_frac_w=0.9, text="SELECT count(*) FROM big"))
+    doc["metrics"]["pg_database_blks_hit"] = metric(5000, 4000)
+    doc["metrics"]["pg_database_blks_read"] = metric(20, 9000)
+    doc["waits"][2]["w"] = 80
+    assert top(doc) == "io_cache_eviction"
+
+
+def test_memory_replication_and_checkpoints():
+    doc = healthy()
+    doc["metrics"]["host_memory_available_bytes"] = metric(20e9, 8e9, w_min=7e9)
+    assert top(doc) == "memory_pressure"
+    doc = healthy()
+    doc["metrics"]["pg_replication_replay_lag_bytes"] = metric(0, 200e6, w_first=10e6)
+    assert top(doc) == "replication_lag"
+    doc = healthy()
+    doc["metrics"]["pg_checkpointer_num_requested"] = metric(0, 4 / W)
+    doc["settings"]["changes"] = [{"name": "max_wal_size", "setting": "32", "before": "1024", "at": "x"}]
+    assert top(doc) == "checkpoint_pressure"
+
+
+def test_min_confidence_and_blend_options():
+    doc = healthy()
+    doc["metrics"]["pg_activity_client_backends"] = metric(6, 48)  # 84 %: short of certain
+    conf = causes(doc)[0]["confidence"]
+    assert 0.2 < conf < 0.95
+    assert causes(doc, min_confidence=conf + 0.01) == []
+    blended = causes(doc, blend={"connection_saturation": 0.25, "lock_contention": 0.9})
+    assert [c["cause"] for c in blended] == ["lock_contention", "connection_saturation"]
+    with pytest.raises(ValueError, match="min_confidence"):
+        rc.diagnose(doc, {"min_confidence": 3})
+
+
+def test_inputs_are_not_modified():
+    doc = slower_query(healthy())
+    before = copy.deepcopy(doc)
+    rc.diagnose(doc, {})
+    assert doc == before

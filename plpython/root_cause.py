@@ -289,7 +289,7 @@ def rule_missing_index(ev: Evidence):
         dropped = _dropped_for(ev, q)
         advice = [a for a in _advice_for(ev, q) if a["gain"] is None or a["gain"] > 0.3]
         scans = _seq_scans(ev, q)
-        strength = sat(q.work_ratio(), 3, 20) * 0.6 + sat(q.latency_ratio(), 1.5, 5) * 0.4
+        strength = sat(q.work_ratio(), 2, 8) * 0.5 + sat(q.latency_ratio(), 1.5, 4) * 0.5
         if dropped:
             base = 0.95
         elif advice and advice[0]["gain"] is not None:
@@ -776,6 +776,12 @@ def diagnose(inputs: dict, options: dict | None = None) -> dict:
     causes.sort(key=lambda c: (-c["confidence"], c["cause"]))
     feats = features(ev)
     feats.update({f"rule:{name}": round(found[name][0], 6) for name in RULES})
-    return {"causes": causes, "summary": _summary(causes, ev), "features": feats,
+    contributors = [{"queryid": q.queryid, "query": q.brief(), "added_sessions": round(q.delta / 1000, 3),
+                     "calls_per_s": round(q.calls_w / ev.sw, 3),
+                     "calls_per_s_before": round(q.calls_b / max(ev.sb, 1.0), 3) if ev.has_baseline else None,
+                     "mean_ms": None if q.mean_w is None else round(q.mean_w, 3),
+                     "mean_ms_before": None if q.mean_b is None else round(q.mean_b, 3)}
+                    for q in ev.contributors[:5]]
+    return {"causes": causes, "summary": _summary(causes, ev), "contributors": contributors, "features": feats,
             "window": {"from": inputs.get("from"), "to": inputs.get("to"),
                        "baseline_from": inputs.get("baseline_from"), "seconds": inputs.get("seconds")}}

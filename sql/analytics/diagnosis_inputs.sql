@@ -14,7 +14,7 @@
 --   metrics    instance-wide series (summed over their series per sample, max for lags):
 --              mean, max, first, last and points per period
 --   tables     per-table statistics: scans, tuples, dead and live rows, modifications
---              since the last analyze, per period
+--              since the last analyze, per period (also for one query: its tables' age)
 --   indexes    per-index scan rates and how many samples each period has (an index whose
 --              series stops between the periods is gone or fell out of the top 500)
 --   settings   changes in [baseline start, window end) (old and new value) and current values
@@ -22,7 +22,8 @@
 --   plans      per top query: the plan hashes seen before and in the window, the newest plan's
 --              sequential scans with their filters and estimated rows
 --   advice     index_advice rows of the top queries
--- p_queryid narrows queries, waits, plans and advice to one statement (analyze_query()).
+-- p_queryid narrows queries (and "all"), waits, blockers, plans and advice to one statement
+-- and leaves out the instance-wide metrics (analyze_query()).
 -- SECURITY DEFINER, read-only: admins call it without privileges on the tables; it reads
 -- only the store's own tables, all named with their schema.
 -- depends: store/read_series.sql
@@ -162,6 +163,7 @@ BEGIN
                count(DISTINCT q.collected_at) AS snapshots
         FROM pganalytics.query_stat_deltas q
         WHERE q.instance_id = iid AND q.toplevel AND q.collected_at > b_from AND q.collected_at <= p_to
+          AND (p_queryid IS NULL OR q.queryid = p_queryid)
         GROUP BY 1)
     SELECT j_queries || jsonb_build_array(jsonb_build_object(
                'queryid', 'all',
@@ -272,8 +274,7 @@ BEGIN
                 CROSS JOIN LATERAL pganalytics.read_series(p_instance, mm.metric, b_from, p_to, res) r
                 WHERE r.value = r.value AND mm.metric = ANY (known)
                 GROUP BY 1, 2) x
-          GROUP BY 1) t
-    WHERE p_queryid IS NULL;
+          GROUP BY 1) t;
 
     -- Index scan rates and presence per period, one object per index.
     SELECT coalesce(jsonb_agg(x.j), '[]') INTO j_indexes
@@ -284,7 +285,7 @@ BEGIN
                      'w_n', count(*) FILTER (WHERE r.ts >= p_from), 'b_n', count(*) FILTER (WHERE r.ts < p_from),
                      'last_at', max(r.ts)) AS j
           FROM pganalytics.read_series(p_instance, 'pg_index_idx_scan', b_from, p_to, res) r
-          WHERE p_queryid IS NULL AND 'pg_index_idx_scan' = ANY (known)
+          WHERE 'pg_index_idx_scan' = ANY (known)
           GROUP BY r.series_id, r.labels) x;
 
     -- Settings that changed in [baseline start, window end): not the first snapshot's rows.

@@ -19,13 +19,18 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 CAUSES = ("missing_index", "stale_statistics", "suboptimal_plan", "plan_regression",
           "lock_contention", "work_mem_spill", "io_cache_eviction", "cpu_saturation",
           "memory_pressure", "connection_saturation", "bloat_long_transaction",
           "replication_lag", "checkpoint_pressure")
 
-DEFAULTS = {"min_confidence": 0.2}
+DEFAULTS: dict[str, Any] = {"min_confidence": 0.2}
+
+# A rule's answer: (confidence, evidence, recommendations, queryids, objects)
+Finding = tuple[float, list[str], list[str], list, list]
+NOTHING: Finding = (0.0, [], [], [], [])
 
 # Settings that steer the planner's choice of plan (a change is a plan's specific evidence).
 PLANNER_SETTINGS = re.compile(
@@ -136,9 +141,9 @@ class Evidence:
         self.sb = _f(sec.get("b"))
         self.has_baseline = self.sb >= 10.0
         self.metrics: dict = inputs.get("metrics") or {}
-        rows = inputs.get("queries") or []
+        rows = self.raw_queries = inputs.get("queries") or []
         self.queries = [Query(q, self.sw, self.sb) for q in rows if q.get("queryid") != "all"]
-        total = next((q for q in rows if q.get("queryid") == "all"), {"w": {}, "b": {}})
+        total: dict = next((q for q in rows if q.get("queryid") == "all"), {"w": {}, "b": {}})
         self.total = Query(total, self.sw, self.sb)
         # contributors: what added the most execution time per second, biggest first
         self.contributors = sorted((q for q in self.queries if q.delta > 0), key=lambda q: -q.delta)
@@ -161,8 +166,8 @@ class Evidence:
         # no ticks recorded in a period: nothing was active then (the sampler counts one a second)
         tw = _f(ticks.get("w")) or self.sw
         tb = _f(ticks.get("b")) or max(self.sb, 1.0)
-        self.aas = {"w": {}, "b": {}}
-        self.events = {"w": {}, "b": {}}
+        self.aas: dict[str, dict[str, float]] = {"w": {}, "b": {}}
+        self.events: dict[str, dict[str, float]] = {"w": {}, "b": {}}
         for row in inputs.get("waits") or []:
             if row.get("state") != "active":
                 continue  # idle in transaction (ClientRead) is no work waiting
@@ -200,7 +205,10 @@ class Evidence:
         return sorted(r for r in rels if r)
 
     def setting_changes(self, pattern) -> list[dict]:
-        return [c for c in self.changes if pattern(str(c.get("name") or "").split("@")[0])]
+        """Changes of the settings whose name (without @role/database) matches. A setting put
+        back to its default is left out: undoing a change is not what breaks things."""
+        return [c for c in self.changes if c.get("setting") is not None
+                and pattern(str(c.get("name") or "").split("@")[0])]
 
     def usable_connections(self) -> float:
         return (_f(self.current.get("max_connections"), 100.0)
@@ -284,7 +292,7 @@ def _heavier(ev: Evidence) -> list[Query]:
 
 
 def rule_missing_index(ev: Evidence):
-    best = (0.0, [], [], [], [])
+    best: Finding = NOTHING
     for q in _heavier(ev):
         dropped = _dropped_for(ev, q)
         advice = [a for a in _advice_for(ev, q) if a["gain"] is None or a["gain"] > 0.3]
@@ -322,7 +330,7 @@ def rule_missing_index(ev: Evidence):
                                 f"({', '.join(a.get('columns') or [])}) lowers the plan's cost from "
                                 f"{_fmt(_f(a.get('cost_before')))} to {_fmt(_f(a.get('cost_after')))} "
                                 f"({_fmt(100 * a['gain'], 0)} % less)")
-            recs.append(a.get("statement"))
+            recs.append(str(a.get("statement") or ""))
         if not recs:
             recs.append("create an index on the filtered columns of " + ", ".join(ev.tables_of(q) or ["its table"]))
         best = (conf, evidence, [r for r in recs if r], [q.queryid], [o for o in objects if o])
@@ -330,7 +338,7 @@ def rule_missing_index(ev: Evidence):
 
 
 def rule_stale_statistics(ev: Evidence):
-    best = (0.0, [], [], [], [])
+    best: Finding = NOTHING
     for q in _heavier(ev):
         for rel in ev.tables_of(q):
             t = ev.table(rel)
@@ -382,7 +390,7 @@ def _describe_change(c: dict) -> str:
 
 def rule_suboptimal_plan(ev: Evidence):
     scoped, server = _planner_changes(ev)
-    best = (0.0, [], [], [], [])
+    best: Finding = NOTHING
     for q in _heavier(ev):
         if _dropped_for(ev, q):
             continue
@@ -412,7 +420,7 @@ def rule_suboptimal_plan(ev: Evidence):
 
 def rule_plan_regression(ev: Evidence):
     scoped, server = _planner_changes(ev)
-    best = (0.0, [], [], [], [])
+    best: Finding = NOTHING
     for q in _heavier(ev):
         plan = _plan_change(ev, q)
         if not plan or _dropped_for(ev, q):
@@ -433,13 +441,25 @@ def rule_plan_regression(ev: Evidence):
     return best
 
 
+def _lock_waiters(ev: Evidence, p: str) -> float:
+    """Sessions waiting on a heavyweight lock per collection (lock_waits: taken in every cycle,
+    where wait-event ticks are skipped while a cycle holds the connection - and cycles slow
+    down exactly when locks pile up)."""
+    snapshots = _f((next((q for q in ev.raw_queries if q.get("queryid") == "all"), {}).get(p) or {}).get("snapshots"))
+    waiters = _f(ev.locks.get(f"{p}_waiters"))
+    return waiters / snapshots if snapshots > 0 else 0.0
+
+
 def rule_lock_contention(ev: Evidence):
-    lock_w, lock_b = ev.aas["w"].get("Lock", 0.0), ev.aas["b"].get("Lock", 0.0)
-    share_w, share_b = ev.share("Lock", "w"), ev.share("Lock", "b")
+    lock_w = max(ev.aas["w"].get("Lock", 0.0), _lock_waiters(ev, "w"))
+    lock_b = max(ev.aas["b"].get("Lock", 0.0), _lock_waiters(ev, "b"))
+    active_w = max(ev.active("w"), _f(ev.m("pg_activity_active", "w_mean")), lock_w)
+    active_b = max(ev.active("b"), _f(ev.m("pg_activity_active", "b_mean")), lock_b)
+    share_w, share_b = lock_w / max(active_w, 1e-9), lock_b / max(active_b, 1e-9)
     collections = max(_f((ev.locks or {}).get("w_collections_with_waiters")), 0.0)
     conf = sat(share_w - share_b, 0.05, 0.3) * sat(lock_w - lock_b, 0.1, 0.6) * sat(lock_w / max(lock_b, 0.05), 1.5, 3)
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     evidence = [f"{_fmt(lock_w, 2)} sessions on average waited on a heavyweight lock against {_fmt(lock_b, 2)} "
                 f"before ({_fmt(100 * share_w, 0)} % of active time against {_fmt(100 * share_b, 0)} %)"]
     if collections:
@@ -471,7 +491,7 @@ def rule_work_mem_spill(ev: Evidence):
     lowered = [c for c in changes if (_setting_bytes(c.get("setting"), "kb") or 1e18)
                < (_setting_bytes(c.get("before"), "kb") or 4 << 20)]
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     conf = min(1.0, conf * (0.8 + 0.2 * sat(buffile, 0.05, 0.5)) * (1.0 if lowered else 0.9))
     spillers = sorted((q for q in ev.queries if q.temp_total_w > q.temp_total_b * ev.sw / max(ev.sb, 1.0)),
                       key=lambda q: -q.temp_total_w)[:3]
@@ -503,7 +523,7 @@ def rule_io_cache_eviction(ev: Evidence):
     read_w = _f(ev.m("pg_database_blks_read", "w_mean"))
     read_b = _f(ev.m("pg_database_blks_read", "b_mean"))
     if hr_w is None or hr_b is None:
-        return (0.0, [], [], [], [])
+        return NOTHING
     io_w = ev.event("IO:DataFileRead", "w") + ev.event("IO:DataFilePrefetch", "w")
     io_b = ev.event("IO:DataFileRead", "b") + ev.event("IO:DataFilePrefetch", "b")
     drop = hr_b - hr_w
@@ -514,7 +534,7 @@ def rule_io_cache_eviction(ev: Evidence):
     conf *= 0.7 + 0.3 * min(1.0, len(victims) / 2)
     conf *= 1.0 - 0.8 * _plan_explained(ev)
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     readers = sorted(ev.queries, key=lambda q: -(q.read_w - q.read_b * ev.sw / max(ev.sb, 1.0)))[:2]
     evidence = [f"buffer hit ratio fell from {_fmt(100 * hr_b, 1)} % to {_fmt(100 * hr_w, 1)} %, "
                 f"blocks read from disk or the OS cache at {_fmt(read_w, 0)}/s against {_fmt(read_b, 0)}/s",
@@ -538,7 +558,7 @@ def rule_cpu_saturation(ev: Evidence):
         conf = 0.6 * sat(cpu_w - cpu_b, 0.5, 2.0) * sat(cpu_w / max(cpu_b, 0.1), 1.5, 3)
     conf *= sat(cpu_w / max(cpu_b, 0.1), 1.2, 2.0) * (1.0 - 0.85 * _plan_explained(ev))
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     # the statements that added CPU time: more time without more block reads
     burners = [q for q in ev.contributors[:5] if q.delta > 0 and (q.read_w / max(q.time_w, 1.0)) < 5][:3]
     evidence = []
@@ -556,10 +576,10 @@ def rule_cpu_saturation(ev: Evidence):
 def rule_memory_pressure(ev: Evidence):
     used_w, used_b = ev.mem_used("w"), ev.mem_used("b")
     if used_w is None or used_b is None:
-        return (0.0, [], [], [], [])
+        return NOTHING
     conf = sat(used_w - used_b, 0.1, 0.3) * sat(used_w, 0.4, 0.7)
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     avail_w = _f(ev.m("host_memory_available_bytes", "w_min"))
     evidence = [f"host memory in use {_fmt(100 * used_w, 0)} % against {_fmt(100 * used_b, 0)} % before "
                 f"(available down to {_mb(avail_w)})"]
@@ -571,19 +591,19 @@ def rule_memory_pressure(ev: Evidence):
 def rule_connection_saturation(ev: Evidence):
     usable = ev.usable_connections()
     if usable <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     n_w = ev.m("pg_activity_client_backends", "w_max")
     n_b = ev.m("pg_activity_client_backends", "b_mean")
     if n_w is None:  # older collections: pg_stat_database.numbackends counts every backend of the databases
         n_w, n_b = ev.m("pg_database_numbackends", "w_max"), ev.m("pg_database_numbackends", "b_mean")
     if n_w is None:
-        return (0.0, [], [], [], [])
+        return NOTHING
     use_w, use_b = n_w / usable, _f(n_b) / usable
     fatal = _f(ev.m("pg_database_sessions_fatal", "w_mean")) * ev.sw
     conf = sat(use_w, 0.75, 0.92) * (0.5 + 0.5 * sat(use_w - use_b, 0.05, 0.25))
     conf = max(conf, 0.5 * sat(fatal, 1, 5) * sat(use_w, 0.6, 0.8))
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     idle = _f(ev.m("pg_activity_client_backends", "w_mean")) - _f(ev.m("pg_activity_active", "w_mean"))
     evidence = [f"{_fmt(n_w, 0)} of {_fmt(usable, 0)} usable connections in use ({_fmt(100 * use_w, 0)} %), "
                 f"against {_fmt(_f(n_b), 0)} before"]
@@ -616,7 +636,7 @@ def rule_bloat_long_transaction(ev: Evidence):
             * (0.5 + 0.25 * sat(grows, 100, 2000) + 0.25 * sat(dead_growth, 1000, 20000)))
     conf *= 0.85 + 0.15 * sat(idle_w, 0.3, 1)
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     evidence = [f"the oldest transaction has been open {_fmt(held, 0)} s (before: {_fmt(age_b, 0)} s); "
                 f"its snapshot is {_fmt(xmin_last, 0)} transactions old and growing by {_fmt(grows, 0)} in the window"]
     recs = []
@@ -642,7 +662,7 @@ def rule_replication_lag(ev: Evidence):
     conf = sat(lag, 4 << 20, 64 << 20) * (0.5 + 0.5 * sat(lag - max(lag_b, lag_first * 0.5), 2 << 20, 32 << 20))
     conf = max(conf, sat(delay, 30, 300) * 0.8)
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     evidence = [f"a replica is {_mb(lag)} of WAL behind in replay (before: {_mb(lag_b)})"]
     if delay:
         evidence.append(f"the standby last replayed a transaction {_fmt(delay, 0)} s ago")
@@ -660,7 +680,7 @@ def rule_checkpoint_pressure(ev: Evidence):
     if changes and req_w >= 0.8:
         conf = min(1.0, conf + 0.2)
     if conf <= 0:
-        return (0.0, [], [], [], [])
+        return NOTHING
     wal = _f(ev.m("pg_wal_wal_bytes", "w_mean"))
     evidence = [f"{_fmt(req_w, 0)} checkpoints requested by WAL volume in {_fmt(ev.sw, 0)} s "
                 f"(before: {_fmt(req_b, 0)} in {_fmt(ev.sb, 0)} s); WAL written at {_mb(wal)}/s"]
@@ -755,20 +775,25 @@ def _summary(causes: list[dict], ev: Evidence) -> str:
 
 
 def diagnose(inputs: dict, options: dict | None = None) -> dict:
-    """Ranked causes for diagnosis_inputs()' document. options: min_confidence (0.2), and
-    'blend': {cause: confidence} from the trained model to use instead of the rules' own."""
-    opts = dict(DEFAULTS)
+    """Ranked causes for diagnosis_inputs()' document. options: min_confidence (0.2);
+    'blend': {cause: confidence} from the trained model to use instead of the rules' own
+    (root_cause_model_scores()), and 'model': its name for the evidence line."""
+    opts: dict[str, Any] = dict(DEFAULTS)
     opts.update(options or {})
     min_conf = _f(opts.get("min_confidence"), 0.2)
     if not 0 <= min_conf <= 1:
         raise ValueError(f"min_confidence must be from 0 to 1, got {opts.get('min_confidence')!r}")
     ev = Evidence(inputs)
     found = {name: rule(ev) for name, rule in RULES.items()}
-    blend = opts.get("blend") or {}
+    blend: dict = opts.get("blend") or {}
     causes = []
     for name, (conf, evidence, recs, queryids, objects) in found.items():
         c = _f(blend.get(name), conf) if name in blend else conf
-        if c >= min_conf and (evidence or name in blend):
+        if c >= min_conf and not evidence and name in blend:
+            # the trained model recognises what the rules do not: say so rather than hide it
+            evidence = [f"no rule fired; the trained model ({opts.get('model') or 'newest'}) puts it at "
+                        f"{c:.2f} from users' confirmed incidents with similar evidence"]
+        if c >= min_conf and evidence:
             causes.append({"cause": name, "confidence": round(min(max(c, 0.0), 1.0), 3),
                            "rule_confidence": round(conf, 3), "evidence": evidence,
                            "recommendations": recs, "queryids": [q for q in queryids if q is not None],

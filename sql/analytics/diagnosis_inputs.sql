@@ -17,7 +17,8 @@
 --              since the last analyze, per period (also for one query: its tables' age)
 --   indexes    per-index scan rates and how many samples each period has (an index whose
 --              series stops between the periods is gone or fell out of the top 500)
---   settings   changes in [baseline start, window end) (old and new value) and current values
+--   settings   changes noticed in [baseline start, window end + 1 minute) (old and new value)
+--              and current values
 --   dropped_indexes  index definitions that ended in that time and did not come back
 --   plans      per top query: the plan hashes seen before and in the window, the newest plan's
 --              sequential scans with their filters and estimated rows
@@ -41,6 +42,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c_top      CONSTANT int := 15;  -- queries per ranking (window time, baseline time, change)
+    -- Settings and index definitions are read at the slow cadence (60 s by default): a change
+    -- made in the window may be noticed up to that long after it. Changes noticed within a
+    -- minute after the window count (their "at" says when they were noticed).
+    c_noticed  CONSTANT interval := interval '1 minute';
     iid        int;
     b_from     timestamptz;
     first_at   timestamptz;
@@ -296,7 +301,7 @@ BEGIN
     FROM pganalytics.settings_history n
     LEFT JOIN pganalytics.settings_history o
            ON o.instance_id = iid AND o.name = n.name AND o.valid_to = n.valid_from
-    WHERE n.instance_id = iid AND n.valid_from >= b_from AND n.valid_from < p_to
+    WHERE n.instance_id = iid AND n.valid_from >= b_from AND n.valid_from < p_to + c_noticed
       AND n.valid_from > (SELECT min(f.valid_from) FROM pganalytics.settings_history f WHERE f.instance_id = iid);
     -- and settings that went back to default (a row closed with no successor)
     SELECT j_changes || coalesce(jsonb_agg(jsonb_build_object('name', o.name, 'setting', NULL, 'unit', o.unit,
@@ -304,7 +309,7 @@ BEGIN
                                                               'before', o.setting)), '[]')
     INTO j_changes
     FROM pganalytics.settings_history o
-    WHERE o.instance_id = iid AND o.valid_to >= b_from AND o.valid_to < p_to
+    WHERE o.instance_id = iid AND o.valid_to >= b_from AND o.valid_to < p_to + c_noticed
       AND NOT EXISTS (SELECT FROM pganalytics.settings_history n
                       WHERE n.instance_id = iid AND n.name = o.name AND n.valid_from = o.valid_to);
     SELECT coalesce(jsonb_object_agg(h.name, h.setting), '{}') INTO j_current
@@ -323,11 +328,11 @@ BEGIN
                                                  'dropped_at', d.valid_to)), '[]')
     INTO j_dropped
     FROM pganalytics.index_definitions d
-    WHERE d.instance_id = iid AND d.valid_to >= b_from - interval '10 minutes' AND d.valid_to < p_to
+    WHERE d.instance_id = iid AND d.valid_to >= b_from - interval '10 minutes' AND d.valid_to < p_to + c_noticed
       AND NOT EXISTS (SELECT FROM pganalytics.index_definitions c
                       WHERE c.instance_id = iid AND c.datname = d.datname AND c.schemaname = d.schemaname
                         AND c.indexrelname = d.indexrelname AND c.valid_from >= d.valid_to
-                        AND c.valid_from < p_to);
+                        AND c.valid_from < p_to + c_noticed);
 
     -- Plans of the top statements: the hashes seen in the day before the window and in it,
     -- and the scans of the newest plan of each period (which relation, which index, filter).

@@ -151,16 +151,18 @@ def test_diagnose_names_each_injected_cause_and_none_without_one(store_dsn, targ
 
         # an anomaly event over the lock window, explained
         iid = conn.execute("SELECT instance_id FROM pganalytics.instances WHERE name = 'app'").fetchone()[0]
+        # 1-minute buckets, as record_anomalies() writes them: the minutes the lock spanned
         start = marks["lock"][0].replace(second=0, microsecond=0)
+        end = marks["lock"][1].replace(second=0, microsecond=0) + timedelta(minutes=1)
         aid = conn.execute(
             "INSERT INTO pganalytics.anomalies (instance_id, anomaly_type, source, started_at, ended_at, last_at,"
             " last_away_at, points, peak_at, peak_value, peak_score, severity, description)"
             " VALUES (%s, 'lock_contention_increase', 'live', %s, %s, %s, %s, 1, %s, 3, 0.9, 0.9, 'lock waits rose')"
-            " RETURNING anomaly_id", (iid, start, start + timedelta(minutes=1), start, start, start)
+            " RETURNING anomaly_id", (iid, start, end, start, start, start)
         ).fetchone()[0]
         told = conn.execute("SELECT pganalytics.explain_incident(%s)", (aid,)).fetchone()[0]
         assert told["anomaly"]["type"] == "lock_contention_increase"
-        assert "lock_contention" in [c["cause"] for c in told["causes"]]
+        assert "lock_contention" in [c["cause"] for c in told["causes"]], (told["window"], told["causes"])
         assert told["contributors"] and all("queryid" in c for c in told["contributors"])
 
 

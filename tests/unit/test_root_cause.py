@@ -106,6 +106,16 @@ def test_lock_contention_names_the_root_blocker():
     assert 2 in found[0]["queryids"]
 
 
+def test_lock_waits_count_when_the_wait_sampler_was_starved():
+    """Ticks are skipped while a cycle holds the target connection, and cycles slow down when
+    locks pile up: the lock chains taken in every cycle still show the waiters."""
+    doc = healthy()
+    doc["waits"], doc["ticks"] = [], {}
+    doc["queries"][-1]["w"]["snapshots"], doc["queries"][-1]["b"]["snapshots"] = 18, 20
+    doc["locks"] = {"w_waiters": 50, "b_waiters": 0, "w_collections_with_waiters": 18}
+    assert top(doc) == "lock_contention"
+
+
 def test_a_dropped_index_is_missing_index_above_cpu_and_io():
     doc = slower_query(healthy())
     doc["dropped_indexes"] = [{"relname": "orders", "indexrelname": "orders_customer", "schemaname": "public",
@@ -152,6 +162,13 @@ def test_a_changed_plan_shape_is_plan_regression():
     doc["settings"]["changes"] = [{"name": "random_page_cost", "setting": "1000", "before": "4",
                                    "at": "2026-12-05T10:01:00Z"}]
     assert top(doc) == "plan_regression"
+
+
+def test_a_setting_put_back_to_default_is_no_evidence():
+    doc = slower_query(healthy(), work=50, latency=10)
+    doc["settings"]["changes"] = [{"name": "enable_indexscan@role:app", "setting": None, "before": "off",
+                                   "source": "default", "at": "2026-12-05T10:00:30Z"}]
+    assert top(doc) != "suboptimal_plan" or causes(doc)[0]["confidence"] < 0.5
 
 
 def test_modified_rows_and_more_rows_per_call_are_stale_statistics():

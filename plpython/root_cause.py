@@ -445,7 +445,8 @@ def _lock_waiters(ev: Evidence, p: str) -> float:
     """Sessions waiting on a heavyweight lock per collection (lock_waits: taken in every cycle,
     where wait-event ticks are skipped while a cycle holds the connection - and cycles slow
     down exactly when locks pile up)."""
-    snapshots = _f((next((q for q in ev.raw_queries if q.get("queryid") == "all"), {}).get(p) or {}).get("snapshots"))
+    total: dict = next((q for q in ev.raw_queries if q.get("queryid") == "all"), {})
+    snapshots = _f((total.get(p) or {}).get("snapshots"))
     waiters = _f(ev.locks.get(f"{p}_waiters"))
     return waiters / snapshots if snapshots > 0 else 0.0
 

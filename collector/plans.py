@@ -35,6 +35,7 @@ SHAPE_KEYS = ("Node Type", "Parent Relationship", "Subplan Name", "Join Type", "
               "Relation Name", "Index Name", "CTE Name", "Function Name")
 PLANNABLE = frozenset({"select", "insert", "update", "delete", "merge", "with", "values", "table"})
 STMT = "pga_plan"
+EXPLAIN_LOCK_TIMEOUT_MS = 50
 
 # Every entry's total time without texts (cheap), then the texts of the chosen few. Time of
 # top-level executions where there are any; `toplevel` is false for an entry only ever run
@@ -100,6 +101,10 @@ def explain(conn: psycopg.Connection, text: str) -> list:
     """The generic plan of a `$n` text (never executes it)."""
     conn.execute("BEGIN READ ONLY")
     try:
+        # Planning takes the tables' locks: behind a session holding a conflicting one, wait
+        # briefly and give up (retried next capture). The connection is the one wait-event
+        # ticks use, and a cycle stuck here would blind the sampler during lock contention.
+        conn.execute(f"SET LOCAL lock_timeout = {EXPLAIN_LOCK_TIMEOUT_MS}")
         if conn.info.server_version >= 160000:
             return _scalar(conn.execute(f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {text}", prepare=False))
         conn.execute(f"PREPARE {STMT} AS {text}", prepare=False)

@@ -97,6 +97,7 @@ class HostSampler:
         self.data_directory: str | None = None
         self.reason: str | None = "not checked"  # why not available; None when available
         self._cpu: tuple[int, int, int] | None = None
+        self._verified: tuple | None = None  # (data_directory, pid, backend_start) found here
 
     def _read(self, name: str) -> str | None:
         try:
@@ -137,9 +138,14 @@ class HostSampler:
             return f"data_directory not visible here: {exc.strerror}"
         if (pid_stat := self._read(f"{pid}/stat")) is None:
             return "server process not visible here"
-        here = process_start(pid_stat, parse_btime(stat), os.sysconf("SC_CLK_TCK"))
-        if abs(here - started.timestamp()) > START_TOLERANCE_S:
-            return "server process not on this host"
+        # The start times are compared once per backend: /proc/stat's btime is the wall clock
+        # minus the uptime, so it moves when the clock is stepped (NTP, a VM resumed from a
+        # snapshot) and a long-lived connection would fail the comparison from then on.
+        if self._verified != (datadir, pid, started):
+            here = process_start(pid_stat, parse_btime(stat), os.sysconf("SC_CLK_TCK"))
+            if abs(here - started.timestamp()) > START_TOLERANCE_S:
+                return "server process not on this host"
+            self._verified = (datadir, pid, started)
         self.data_directory = datadir
         return None
 

@@ -158,3 +158,27 @@ def test_check_matches_the_backend_process_by_start_time(tmp_path):
     assert sampler.check(_FakeConn(str(tmp_path), 2**22 + 1, me)) == "server process not visible here"
     assert sampler.check(_FakeConn(str(tmp_path / "nope"), os.getpid(), me)) == \
         "data_directory not visible here: No such file or directory"
+
+
+def test_a_verified_backend_survives_a_clock_step(tmp_path):
+    """btime follows the wall clock: after a step the same backend's start times disagree."""
+    from datetime import datetime, timezone
+
+    with open(f"/proc/{os.getpid()}/stat") as f:
+        pid_stat = f.read()
+    with open("/proc/stat") as g:
+        stat = g.read()
+    started = datetime.fromtimestamp(process_start(pid_stat, parse_btime(stat), os.sysconf("SC_CLK_TCK")), timezone.utc)
+    proc = tmp_path / "proc"
+    (proc / str(os.getpid())).mkdir(parents=True)
+    (proc / str(os.getpid()) / "stat").write_text(pid_stat)
+    (proc / "stat").write_text(stat)
+    sampler = HostSampler(proc=str(proc))
+    assert sampler.check(_FakeConn(str(tmp_path), os.getpid(), started)) is None
+    btime = parse_btime(stat)
+    (proc / "stat").write_text(stat.replace(f"btime {btime}", f"btime {btime + 3600}"))
+    assert sampler.check(_FakeConn(str(tmp_path), os.getpid(), started)) is None
+    # a backend not verified before is still compared (and fails against the stepped btime)
+    from datetime import timedelta
+    assert sampler.check(_FakeConn(str(tmp_path), os.getpid(), started + timedelta(seconds=1))) == \
+        "server process not on this host"

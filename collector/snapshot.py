@@ -53,12 +53,31 @@ def sampled(conn, instance: str, source: Source, info: TargetInfo,
 
 
 # Values set by the collector's own session ('client', 'session') say nothing about the server.
-SETTINGS_SQL = ("SELECT name, setting, unit, source, pending_restart FROM pg_settings "
-                "WHERE source NOT IN ('default', 'override', 'client', 'session')")
+# Server-wide values that are not the default, then what ALTER ROLE / ALTER DATABASE ... SET
+# gives a role or database (pg_db_role_setting is readable by every role), named
+# "work_mem@role:app", "work_mem@db:shop", "work_mem@role:app/db:shop": a planner or memory
+# setting changed for the application's role alone is often the cause of a slow query.
+# Custom options (app.* placeholders) are left out: applications keep secrets in them.
+SETTINGS_SQL = """
+SELECT name, setting, unit, source, pending_restart FROM pg_settings
+WHERE source NOT IN ('default', 'override', 'client', 'session') AND category <> 'Customized Options'
+UNION ALL
+SELECT split_part(c.item, '=', 1) || '@' || CASE
+           WHEN s.setrole = 0 THEN 'db:' || d.datname
+           WHEN s.setdatabase = 0 THEN 'role:' || r.rolname
+           ELSE 'role:' || r.rolname || '/db:' || d.datname END,
+       substr(c.item, strpos(c.item, '=') + 1), NULL,
+       CASE WHEN s.setrole = 0 THEN 'database' ELSE 'user' END, false
+FROM pg_db_role_setting s
+LEFT JOIN pg_roles r ON r.oid = s.setrole
+LEFT JOIN pg_database d ON d.oid = s.setdatabase
+CROSS JOIN LATERAL unnest(s.setconfig) AS c(item)
+JOIN pg_settings p ON p.name = split_part(c.item, '=', 1) AND p.category <> 'Customized Options'
+"""
 
 
 def settings(conn, instance: str, collected_at: datetime) -> RowsBatch:
-    """Non-default settings; the store keeps their history (pganalytics.settings_history)."""
+    """Non-default settings (server-wide, and for roles and databases); the store keeps their history (pganalytics.settings_history)."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(SETTINGS_SQL).fetchall()
     return RowsBatch(instance, "settings", collected_at, rows)

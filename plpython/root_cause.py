@@ -399,9 +399,9 @@ def rule_suboptimal_plan(ev: Evidence):
         if scoped:
             # the collector's own EXPLAIN does not run under that role: the plan it sees may not change
             base = 0.9
-        elif server and not changed:
-            base = 0.6
-        elif not changed and q.rows_ratio() < 2:
+        elif server and not changed and _plan_known(ev, q):
+            base = 0.5  # a planner setting changed, the plan did not: the cost model misleads it
+        elif not changed and q.rows_ratio() < 2 and _plan_known(ev, q):
             base = 0.3  # slower with the same plan and data: a plan the stored one does not show
         else:
             continue
@@ -418,19 +418,35 @@ def rule_suboptimal_plan(ev: Evidence):
     return best
 
 
+def _plan_known(ev: Evidence, q: Query) -> bool:
+    """The collector captured this statement's plan both before and in the window."""
+    plan = ev.plans.get(q.queryid) or {}
+    return bool(plan.get("b_hashes")) and bool(plan.get("w_hashes"))
+
+
 def rule_plan_regression(ev: Evidence):
     scoped, server = _planner_changes(ev)
     best: Finding = NOTHING
     for q in _heavier(ev):
-        plan = _plan_change(ev, q)
-        if not plan or _dropped_for(ev, q):
+        if _dropped_for(ev, q):
             continue
         strength = sat(q.latency_ratio(), 1.3, 4) * 0.6 + sat(q.work_ratio(), 1.5, 10) * 0.4
-        conf = 0.9 * strength * (0.6 if scoped and not server else 1.0)
-        if conf > best[0]:
+        plan = _plan_change(ev, q)
+        if plan:
+            conf = 0.9 * strength * (0.6 if scoped and not server else 1.0)
             before = ", ".join(f"{s.get('node')} on {s.get('relation') or s.get('index')}" for s in plan.get("b_scans") or [])
             after = ", ".join(f"{s.get('node')} on {s.get('relation') or s.get('index')}" for s in plan.get("w_scans") or [])
-            evidence = [f"query {q.queryid}'s plan changed at {plan.get('first_w_at')}: {before or '?'} -> {after or '?'}",
+            seen = f"query {q.queryid}'s plan changed at {plan.get('first_w_at')}: {before or '?'} -> {after or '?'}"
+        elif server and not _plan_known(ev, q) and q.rows_ratio() < 2:
+            # no plan of it before (it was not among the top statements): the same rows for many
+            # times the blocks after a server-wide planner change is a plan that changed
+            conf = 0.7 * strength * sat(q.work_ratio(), 3, 10)
+            seen = (f"query {q.queryid} reads x{_fmt(q.work_ratio())} the blocks a call for the same rows "
+                    "(its plan before the window was not captured)")
+        else:
+            continue
+        if conf > best[0]:
+            evidence = [seen,
                         f"its latency went from {_fmt(q.mean_b or 0, 2)} ms to {_fmt(q.mean_w or 0, 2)} ms a call "
                         f"and its blocks x{_fmt(q.work_ratio())}"]
             evidence += [_describe_change(c) for c in server]
@@ -511,12 +527,13 @@ def rule_work_mem_spill(ev: Evidence):
 
 
 def _plan_explained(ev: Evidence) -> float:
-    """How far a query that got heavier per call explains a rise in CPU or reads."""
-    best = 0.0
-    for q in _heavier(ev):
-        share = q.delta / ev.added if ev.added > 0 else 0
-        best = max(best, sat(q.work_ratio(), 2, 10) * sat(share, 0.2, 0.6))
-    return best
+    """How far statements that got heavier per call explain a rise in CPU or reads: their
+    share of the added time, each weighted by how much heavier (a plan flipped for a role
+    slows several statements at once, none of them most of the change alone)."""
+    if ev.added <= 0:
+        return 0.0
+    share = sum(sat(q.work_ratio(), 2, 10) * q.delta / ev.added for q in _heavier(ev))
+    return sat(share, 0.2, 0.6)
 
 
 def rule_io_cache_eviction(ev: Evidence):
@@ -534,9 +551,18 @@ def rule_io_cache_eviction(ev: Evidence):
                and (q.read_share("w") or 0) - (q.read_share("b") or 0) > 0.05]
     conf *= 0.7 + 0.3 * min(1.0, len(victims) / 2)
     conf *= 1.0 - 0.8 * _plan_explained(ev)
+    # the evictor: reads added by statements that are new or read more per call, against reads
+    # the usual statements now make of what they used to hit (a write burst evicts too, and
+    # its own cause - replication, checkpoints - is the better answer then)
+    def extra(q: Query) -> float:
+        return q.read_w - q.read_b * ev.sw / max(ev.sb, 1.0)
+    added = [q for q in ev.queries if extra(q) > 0]
+    evictors = [q for q in added if not q.seen_before or q.work_ratio() >= 2]
+    evictor_share = sum(map(extra, evictors)) / max(sum(map(extra, added)), 1.0)
+    conf *= 0.45 + 0.55 * sat(evictor_share, 0.15, 0.5)
     if conf <= 0:
         return NOTHING
-    readers = sorted(ev.queries, key=lambda q: -(q.read_w - q.read_b * ev.sw / max(ev.sb, 1.0)))[:2]
+    readers = sorted(ev.queries, key=lambda q: (q not in evictors, -extra(q)))[:2]
     evidence = [f"buffer hit ratio fell from {_fmt(100 * hr_b, 1)} % to {_fmt(100 * hr_w, 1)} %, "
                 f"blocks read from disk or the OS cache at {_fmt(read_w, 0)}/s against {_fmt(read_b, 0)}/s",
                 f"{_fmt(io_w, 2)} sessions on average waited on data file reads against {_fmt(io_b, 2)}"]

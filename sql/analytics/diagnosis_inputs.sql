@@ -334,14 +334,18 @@ BEGIN
                         AND c.indexrelname = d.indexrelname AND c.valid_from >= d.valid_to
                         AND c.valid_from < p_to + c_noticed);
 
-    -- Plans of the top statements: the hashes seen in the day before the window and in it,
-    -- and the scans of the newest plan of each period (which relation, which index, filter).
+    -- Plans of the top statements: the hashes seen in the baseline (else the newest one of the
+    -- day before it: the plan in effect) and in the window, and the scans of the newest plan of
+    -- each period (which relation, which index, filter). Not every hash of the day: a plan that
+    -- was in use hours ago and comes back now is a change all the same.
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'queryid', x.queryid, 'b_hashes', x.b_hashes, 'w_hashes', x.w_hashes,
                'first_w_at', x.first_w_at, 'b_plan', x.b_plan, 'w_plan', x.w_plan)), '[]')
     INTO j_plans
     FROM (SELECT e.queryid,
-                 (array_agg(DISTINCT e.plan_hash) FILTER (WHERE e.collected_at < p_from)) AS b_hashes,
+                 coalesce(array_agg(DISTINCT e.plan_hash) FILTER (WHERE e.collected_at >= b_from AND e.collected_at < p_from),
+                          array_remove(ARRAY[(array_agg(e.plan_hash ORDER BY e.collected_at DESC)
+                                              FILTER (WHERE e.collected_at < p_from))[1]], NULL)) AS b_hashes,
                  (array_agg(DISTINCT e.plan_hash) FILTER (WHERE e.collected_at >= p_from)) AS w_hashes,
                  min(e.collected_at) FILTER (WHERE e.collected_at >= p_from) AS first_w_at,
                  (array_agg(e.execution_plan ORDER BY e.collected_at DESC) FILTER (WHERE e.collected_at < p_from))[1] AS b_plan,

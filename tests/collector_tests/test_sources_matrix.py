@@ -129,6 +129,37 @@ def test_settings_changes_are_kept_as_history(other_server, store_dsn):
 
 
 @pytest.mark.parametrize("major", ["15", "18"])
+def test_role_and_database_settings_are_read_by_a_monitor_role(other_server, major):
+    """ALTER ROLE/DATABASE ... SET values are named setting@role:x, @db:y, @role:x/db:y;
+    custom options (where applications keep secrets) are not read."""
+    dsn = other_server(major)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for role in ("pga_app", "pga_mon2"):
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute("CREATE ROLE pga_app")
+        conn.execute("CREATE ROLE pga_mon2 LOGIN IN ROLE pg_monitor")
+        db = conn.execute("SELECT current_database()").fetchone()[0]
+        conn.execute("ALTER ROLE pga_app SET enable_indexscan = off")
+        conn.execute("ALTER ROLE pga_app SET app.api_key = 'hunter2'")
+        conn.execute(f"ALTER ROLE pga_app IN DATABASE {db} SET work_mem = '64kB'")
+        conn.execute(f"ALTER DATABASE {db} SET random_page_cost = 2")
+    try:
+        mon = psycopg.conninfo.make_conninfo(dsn, user="pga_mon2")
+        report = run_cycle(f"pg{major}", mon, frozenset({"slow"}))
+        rows = {r["name"]: r for b in report.batches if b.source == "settings" for r in b.rows}
+        assert rows["enable_indexscan@role:pga_app"]["setting"] == "off"
+        assert rows[f"work_mem@role:pga_app/db:{db}"]["setting"] == "64kB"
+        assert rows[f"random_page_cost@db:{db}"]["source"] == "database"
+        assert not [n for n in rows if n.startswith("app.")]
+        assert "hunter2" not in repr(rows)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {db} RESET random_page_cost")
+            conn.execute("DROP ROLE pga_app")
+            conn.execute("DROP ROLE pga_mon2")
+
+
+@pytest.mark.parametrize("major", ["15", "18"])
 def test_a_pg_monitor_only_role_is_enough(other_server, major):
     """Never superuser: with only pg_monitor every source is read, and what needs more (plans
     of application tables) is reported as unavailable with the reason."""

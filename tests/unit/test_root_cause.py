@@ -164,6 +164,37 @@ def test_a_changed_plan_shape_is_plan_regression():
     assert top(doc) == "plan_regression"
 
 
+def test_a_server_planner_change_without_an_earlier_plan_is_plan_regression():
+    """The statement was not among those explained before: same rows, many times the blocks
+    after a server-wide cost change means its plan changed."""
+    doc = slower_query(healthy(), work=90, latency=200)
+    doc["plans"] = [{"queryid": 1, "b_hashes": [], "w_hashes": [22], "first_w_at": "2026-12-05T10:01:03Z",
+                     "w_scans": [{"node": "Seq Scan", "relation": "orders", "filter": "(customer = $1)"}]}]
+    doc["settings"]["changes"] = [{"name": "random_page_cost", "setting": "600", "before": None,
+                                   "at": "2026-12-05T10:01:00Z"}]
+    found = causes(doc)
+    assert found[0]["cause"] == "plan_regression"
+    assert "not captured" in found[0]["evidence"][0]
+    # the plan known and unchanged: the setting misleads the cost model, not a new plan
+    doc["plans"][0]["b_hashes"] = [22]
+    assert top(doc) == "suboptimal_plan"
+
+
+def test_several_statements_slowed_by_one_flip_explain_the_cpu():
+    """A planner flip for a role slows three statements, none of them most of the added time:
+    together they explain the CPU, which is not the cause."""
+    doc = healthy()
+    doc["queries"] = [q(i, 3000, 3000 * 0.5 * 300, 3000, 3000 * 0.5, blks_w=3000, rows_w=1) for i in (1, 2, 3)] + \
+        [doc["queries"][-1]]
+    doc["waits"][0]["w"] = 140
+    doc["metrics"]["host_cpu_busy_ratio"] = metric(0.15, 0.85)
+    doc["settings"]["changes"] = [{"name": "enable_indexscan@role:app", "setting": "off", "before": None,
+                                   "source": "user", "at": "2026-12-05T10:01:01Z"}]
+    found = causes(doc)
+    assert found[0]["cause"] == "suboptimal_plan"
+    assert "cpu_saturation" not in [c["cause"] for c in found]
+
+
 def test_a_setting_put_back_to_default_is_no_evidence():
     doc = slower_query(healthy(), work=50, latency=10)
     doc["settings"]["changes"] = [{"name": "enable_indexscan@role:app", "setting": None, "before": "off",
@@ -229,6 +260,20 @@ def test_a_cache_hit_drop_with_victims_is_io_cache_eviction():
     doc["metrics"]["pg_database_blks_read"] = metric(20, 9000)
     doc["waits"][2]["w"] = 80
     assert top(doc) == "io_cache_eviction"
+
+
+def test_a_cache_drop_without_an_evicting_reader_ranks_below_replication_lag():
+    """A write burst evicts the cache of the usual statements (victims only, no new reader):
+    the cache drop is a symptom, the replica far behind the cause."""
+    doc = healthy()
+    doc["queries"][0] = q(1, 6000, 9000, 6000, 3000, read_frac_w=0.5)
+    doc["queries"][1] = q(2, 600, 3600, 600, 1200, read_frac_w=0.4, text="UPDATE accounts SET x = x + $1")
+    doc["metrics"]["pg_database_blks_hit"] = metric(5000, 4000)
+    doc["metrics"]["pg_database_blks_read"] = metric(20, 9000)
+    doc["metrics"]["pg_replication_replay_lag_bytes"] = metric(0, 500e6, w_first=10e6)
+    found = causes(doc)
+    assert [c["cause"] for c in found[:2]] == ["replication_lag", "io_cache_eviction"]
+    assert found[1]["confidence"] < 0.6
 
 
 def test_memory_replication_and_checkpoints():

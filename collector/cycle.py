@@ -12,6 +12,7 @@ from . import pgss, plans, snapshot, sources, target
 from .activity import ActivitySampler
 from .batch import QueryStatsBatch, SamplesBatch
 from .host import HostSampler, host_batch
+from .index_advice import IndexAdvisor
 from .session import TargetSession
 
 log = logging.getLogger("pganalytics.collector")
@@ -98,9 +99,13 @@ def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: f
                 report.batches.append(snapshot.sampled(conn, instance, source, info, now))
     if with_query_stats and "slow" in cadences and "pg_stat_statements" not in report.unavailable:
         with _unavailable_as(report, "plans"):
+            advisor = memory.setdefault("index_advice", IndexAdvisor())
             batch, skipped = plans.capture_plans(conn_ref, instance, conn=conn, query_filter=query_filter,
-                                                 memory=memory.setdefault("plans", plans.PlanMemory()))
+                                                 memory=memory.setdefault("plans", plans.PlanMemory()),
+                                                 advisor=advisor)
             report.batches.append(batch)
+            if advice := advisor.take(instance, batch.collected_at):
+                report.batches.append(advice)
             if skipped and not batch.rows:
                 report.unavailable["plans"] = f"no query could be planned (first reason: {skipped[0]})"
     # Only now, with the cycle complete: texts of a failed cycle are sent again next time.

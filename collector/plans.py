@@ -26,6 +26,7 @@ from psycopg.conninfo import make_conninfo
 
 from . import metrics, pgss, target
 from .batch import RowsBatch
+from .index_advice import IndexAdvisor
 from .session import hide_own_statements
 
 log = logging.getLogger("pganalytics.collector.plans")
@@ -254,7 +255,8 @@ def _note(instance: str, memory: PlanMemory, key: tuple[int, int], datname, fail
 
 def capture_plans(conn_ref: str, instance: str, limit: int = 10, totals: dict | None = None,
                   conn: psycopg.Connection | None = None, memory: PlanMemory | None = None,
-                  query_filter: pgss.QueryFilter = pgss.NO_FILTER) -> tuple[RowsBatch, list[str]]:
+                  query_filter: pgss.QueryFilter = pgss.NO_FILTER,
+                  advisor: IndexAdvisor | None = None) -> tuple[RowsBatch, list[str]]:
     """Generic plans of the top `limit` plannable queries, as a RowsBatch of source "plans",
     and one reason per query newly found not plannable.
 
@@ -263,12 +265,15 @@ def capture_plans(conn_ref: str, instance: str, limit: int = 10, totals: dict | 
     statements run only inside functions, and queries remembered as unplannable use no slot.
     `query_filter`'s databases and roles are left out. `conn`, an open autocommit connection
     to the target (the daemon's kept one), is used for the ranking and for queries of its own
-    database; other databases get a connection each."""
+    database; other databases get a connection each. An `advisor` (kept between captures)
+    is shown every plan while its database's connection is open (index advice, with hypopg)."""
     memory = PlanMemory(totals) if memory is None else memory
     rows: list[dict] = []
     skipped: list[str] = []
     counts: Counter = Counter()
     sqlstates: Counter = Counter()
+    if advisor is not None:
+        advisor.forget_connections()
     with ExitStack() as stack:
         first = conn if conn is not None else stack.enter_context(_connect(conn_ref))
         collected_at = _scalar(first.execute("SELECT statement_timestamp()"))
@@ -295,7 +300,11 @@ def capture_plans(conn_ref: str, instance: str, limit: int = 10, totals: dict | 
             else:
                 counts["planned"] += 1
                 memory.forget(key)
-                rows.append({"queryid": queryid, "dbid": dbid, "plan_hash": plan_hash(plan), "plan": plan})
+                h = plan_hash(plan)
+                rows.append({"queryid": queryid, "dbid": dbid, "plan_hash": h, "plan": plan})
+                db_conn = conns.get(datname)
+                if advisor is not None and isinstance(db_conn, psycopg.Connection):
+                    advisor.consider(db_conn, datname, queryid, dbid, text or "", plan, h, explain)
     _count(instance, counts, sqlstates)
     return RowsBatch(instance, "plans", collected_at, rows), skipped
 

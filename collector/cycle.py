@@ -93,6 +93,8 @@ def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: f
     if "slow" in cadences:
         with _unavailable_as(report, "pg_settings"):
             report.batches.append(snapshot.settings(conn, instance, now))
+        with _unavailable_as(report, "index_definitions"):
+            report.batches.append(snapshot.index_definitions(conn, instance, now))
     for source in sources.ALL:
         if source.cadence in cadences:
             with _unavailable_as(report, source.name):

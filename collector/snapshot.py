@@ -81,3 +81,34 @@ def settings(conn, instance: str, collected_at: datetime) -> RowsBatch:
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(SETTINGS_SQL).fetchall()
     return RowsBatch(instance, "settings", collected_at, rows)
+
+
+# The connected database's indexes (like pg_stat_user_indexes, user schemas only), complete or
+# not at all: the store reads a missing index as dropped.
+MAX_INDEX_DEFINITIONS = 5000
+INDEX_DEFINITIONS_SQL = """
+SELECT current_database() AS datname, n.nspname AS schemaname, t.relname, c.relname AS indexrelname,
+       pg_get_indexdef(c.oid) AS indexdef,
+       ARRAY(SELECT pg_get_indexdef(c.oid, k, true) FROM generate_series(1, i.indnkeyatts) k) AS columns,
+       i.indisunique AS is_unique, i.indisprimary AS is_primary, i.indisvalid AS is_valid
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'
+ORDER BY 2, 4
+LIMIT %s"""
+
+
+class TooManyIndexes(TargetError):
+    """A database with more indexes than one snapshot holds: reported as unavailable."""
+
+
+def index_definitions(conn, instance: str, collected_at: datetime) -> RowsBatch:
+    """Every index of the connected database with its definition and key columns; the store
+    keeps their history (pganalytics.index_definitions: which index went, when)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(INDEX_DEFINITIONS_SQL, (MAX_INDEX_DEFINITIONS + 1,)).fetchall()
+    if len(rows) > MAX_INDEX_DEFINITIONS:
+        raise TooManyIndexes(f"more than {MAX_INDEX_DEFINITIONS} indexes: definitions not kept")
+    return RowsBatch(instance, "index_definitions", collected_at, rows)

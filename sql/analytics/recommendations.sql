@@ -4,6 +4,9 @@
 --                      first; gain = the statement's share of execution time x the cost cut
 --   drop_unused_index  indexes whose idx_scan counter did not move over the window although
 --                      their statistics span it, not unique (a constraint is not "unused")
+--   drop_duplicate_index  an index whose key columns are the same as, or the leading part of,
+--                      another valid index's on the same table with the same method, neither
+--                      partial, the shorter one not unique (the longer one serves its scans)
 --   end_session        sessions idle in a transaction at the newest collection for over 5
 --                      minutes (they hold locks and vacuum's horizon)
 --   setting            work_mem when temporary files are written at over 1 MB/s on average
@@ -86,6 +89,28 @@ BEGIN
             WHERE u.rate = 0 AND coalesce(q.uniq, 0) = 0 AND u.first_ts <= v_from + p_window / 10), '[]');
         END IF;
 
+        -- drop_duplicate_index: the index definitions as they are now
+        recs := recs || coalesce((SELECT jsonb_agg(jsonb_build_array(inst.name, 'drop_duplicate_index',
+               'drop ' || d.indexrelname || ' on ' || d.relname || ': ' || k.indexrelname
+                   || CASE WHEN d.columns = k.columns THEN ' has the same key columns' ELSE ' begins with its columns' END,
+               'DROP INDEX CONCURRENTLY ' || quote_ident(d.schemaname) || '.' || quote_ident(d.indexrelname) || ';',
+               jsonb_build_object('datname', d.datname, 'index', d.indexdef, 'kept', k.indexdef,
+                                  'columns', d.columns, 'kept_columns', k.columns),
+               'the same reads through ' || k.indexrelname || ', and one index less for every write to keep',
+               0.04))
+        FROM pganalytics.index_definitions d
+        JOIN LATERAL (SELECT x.* FROM pganalytics.index_definitions x
+                      WHERE x.instance_id = d.instance_id AND x.datname = d.datname AND x.schemaname = d.schemaname
+                        AND x.relname = d.relname AND x.indexrelname <> d.indexrelname AND x.valid_to IS NULL
+                        AND x.is_valid AND x.indexdef !~ '\) WHERE ' AND x.columns[1:cardinality(d.columns)] = d.columns
+                        AND substring(x.indexdef FROM ' USING (\w+) ') = substring(d.indexdef FROM ' USING (\w+) ')
+                        -- of two equal ones keep the unique, else the first by name
+                        AND (cardinality(x.columns) > cardinality(d.columns) OR x.is_unique > d.is_unique
+                             OR (x.is_unique = d.is_unique AND x.indexrelname < d.indexrelname))
+                      ORDER BY cardinality(x.columns), x.indexrelname LIMIT 1) k ON true
+        WHERE d.instance_id = inst.instance_id AND d.valid_to IS NULL AND d.is_valid
+          AND NOT d.is_unique AND NOT d.is_primary AND d.indexdef !~ '\) WHERE '), '[]');
+
         -- end_session: long idle transactions at the newest collection
         recs := recs || coalesce((SELECT jsonb_agg(jsonb_build_array(inst.name, 'end_session',
                'end session ' || l.pid || ' (' || coalesce(l.usename, '?') || '@' || coalesce(l.datname, '?') || '), idle in a transaction for '
@@ -146,6 +171,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION pganalytics.recommendations(text, interval) IS
-    'ranked actions per instance: indexes to add (hypopg-checked), unused indexes, idle sessions to end, work_mem, queries to rewrite';
+    'ranked actions per instance: indexes to add (hypopg-checked), unused and duplicate indexes, idle sessions to end, work_mem, queries to rewrite';
 REVOKE ALL ON FUNCTION pganalytics.recommendations(text, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pganalytics.recommendations(text, interval) TO pganalytics_admin;

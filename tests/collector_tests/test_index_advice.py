@@ -3,7 +3,9 @@ with hypopg where it is installed, unchecked where not, none where an index alre
 filter; delivered into pganalytics.index_advice."""
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime, timezone
 
 import psycopg
 import pytest
@@ -123,3 +125,30 @@ def test_bad_advice_rows_are_refused(store_conn):
     with pytest.raises(psycopg.Error, match="row 1 needs datname"):
         store_conn.execute("SELECT pganalytics.ingest_index_advice(%s, now(), %s)",
                            (iid, '[{"datname": "d", "queryid": 1, "schemaname": "s", "relname": "r", "columns": []}]'))
+
+
+def test_index_definition_snapshots_are_checked_and_late_ones_change_nothing(store_conn):
+    store_conn.execute("SELECT pganalytics.register_instance('ixd', 'host=x')")
+    iid = store_conn.execute("SELECT instance_id FROM pganalytics.instances WHERE name = 'ixd'").fetchone()[0]
+
+    def row(db="app", name="i1", **more):
+        return {"datname": db, "schemaname": "public", "relname": "t", "indexrelname": name,
+                "indexdef": f"CREATE INDEX {name} ON public.t USING btree (k)", "columns": ["k"],
+                "is_unique": False, "is_primary": False, "is_valid": True, **more}
+
+    def ingest(at, rows):
+        return store_conn.execute("SELECT pganalytics.ingest_index_definitions(%s, %s, %s)",
+                                  (iid, at, json.dumps(rows))).fetchone()[0]
+
+    with pytest.raises(psycopg.Error, match="one database"):
+        ingest("2026-12-01 10:00Z", [row(), row(db="other", name="i2")])
+    with pytest.raises(psycopg.Error, match="row 1 needs"):
+        ingest("2026-12-01 10:00Z", [row(is_valid="yes")])
+    with pytest.raises(psycopg.Error, match="occurs twice"):
+        ingest("2026-12-01 10:00Z", [row(), row()])
+    assert ingest("2026-12-01 10:00Z", [row(), row(name="i2")]) == 2
+    assert ingest("2026-12-01 10:02Z", [row()]) == 0  # i2 dropped
+    assert ingest("2026-12-01 10:01Z", [row(name="i2"), row(name="i3")]) == 0  # late: ignored
+    assert store_conn.execute("SELECT indexrelname, valid_to FROM pganalytics.index_definitions "
+                              "WHERE instance_id = %s ORDER BY 1", (iid,)).fetchall() == [
+        ("i1", None), ("i2", datetime(2026, 12, 1, 10, 2, tzinfo=timezone.utc))]

@@ -128,6 +128,38 @@ def test_settings_changes_are_kept_as_history(other_server, store_dsn):
                              "WHERE name IN ('statement_timeout', 'application_name')").fetchone()[0] == 0
 
 
+def test_index_definitions_are_kept_as_history(other_server, store_dsn):
+    """A dropped index closes its row (diagnose() reads it as dropped, with its definition);
+    a rebuilt one with another definition opens a new row; an unchanged snapshot adds none."""
+    dsn = other_server("16")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS ix")
+        conn.execute("CREATE TABLE ix (id int PRIMARY KEY, a int, b text)")
+        conn.execute("CREATE INDEX ix_a ON ix (a)")
+        conn.execute("CREATE INDEX ix_lower_b ON ix (lower(b)) INCLUDE (a)")
+    with psycopg.connect(store_dsn, autocommit=True) as store:
+        store.execute("SELECT pganalytics.register_instance('ixh', %s)", (dsn,))
+        sink = Sink(store)
+
+        def cycle():
+            return deliver_report(sink, run_cycle("ixh", dsn, frozenset({"slow"})))
+
+        cycle()
+        cycle()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP INDEX ix_a")
+            conn.execute("DROP INDEX ix_lower_b")
+            conn.execute("CREATE INDEX ix_lower_b ON ix (lower(b))")
+        cycle()
+        rows = store.execute("SELECT indexrelname, columns, is_primary, valid_to IS NULL "
+                             "FROM pganalytics.index_definitions WHERE relname = 'ix' "
+                             "ORDER BY indexrelname, valid_from").fetchall()
+    assert rows == [("ix_a", ["a"], False, False),
+                    ("ix_lower_b", ["lower(b)"], False, False),
+                    ("ix_lower_b", ["lower(b)"], False, True),
+                    ("ix_pkey", ["id"], True, True)]
+
+
 @pytest.mark.parametrize("major", ["15", "18"])
 def test_role_and_database_settings_are_read_by_a_monitor_role(other_server, major):
     """ALTER ROLE/DATABASE ... SET values are named setting@role:x, @db:y, @role:x/db:y;

@@ -45,6 +45,33 @@ def test_kinds_from_their_evidence(store_conn):
     assert {r[0] for r in store_conn.execute("SELECT instance FROM pganalytics.recommendations()")} == {"r1"}
 
 
+def test_duplicate_indexes(store_conn):
+    iid = register(store_conn, "dup")
+
+    def index(name, columns, unique=False, where="", method="btree", valid_to=None):
+        cols = ", ".join(columns)
+        store_conn.execute(
+            "INSERT INTO pganalytics.index_definitions (instance_id, datname, schemaname, relname, indexrelname,"
+            " indexdef, columns, is_unique, is_primary, is_valid, valid_from, valid_to)"
+            " VALUES (%s, 'app', 'public', 't', %s, %s, %s, %s, false, true, now() - interval '1 day', %s)",
+            (iid, name, f"CREATE {'UNIQUE ' if unique else ''}INDEX {name} ON public.t USING {method} ({cols}){where}",
+             columns, unique, valid_to))
+
+    index("t_a", ["a"])                      # the leading part of t_a_b: dropped
+    index("t_a_b", ["a", "b"])
+    index("t_b_u", ["b"], unique=True)        # a constraint: kept
+    index("t_b", ["b"])                       # same columns as the unique one: dropped
+    index("t_c_partial", ["c"], where=" WHERE (c > 0)")
+    index("t_c_d", ["c", "d"])
+    index("t_e_hash", ["e"], method="hash")
+    index("t_e_f", ["e", "f"])
+    index("t_old", ["a"], valid_to=datetime.now(timezone.utc))  # gone already
+    rows = store_conn.execute("SELECT statement, evidence ->> 'kept' FROM pganalytics.recommendations('dup') "
+                              "WHERE kind = 'drop_duplicate_index' ORDER BY 1").fetchall()
+    assert [(r[0], r[1].split(" INDEX ")[1].split()[0]) for r in rows] == [
+        ("DROP INDEX CONCURRENTLY public.t_a;", "t_a_b"), ("DROP INDEX CONCURRENTLY public.t_b;", "t_b_u")]
+
+
 @pytest.mark.parametrize("sql, message", [
     ("SELECT * FROM pganalytics.recommendations('nope')", "unknown instance"),
     ("SELECT * FROM pganalytics.recommendations(NULL, '-1 day')", "window must be a positive interval"),

@@ -1,7 +1,9 @@
 -- One statement over [p_from, p_to) against the time just before (the seed's
 -- POST /ai/analyze/query/{hash}): one JSON document with
 --   statistics    per period: calls, mean ms, blocks hit/read, temp blocks and rows per call
---   plan          its newest stored plan's scans (node, relation, index, filter) and hash
+--   plan          its newest stored plan's scans (node, relation, index, filter), hashes and
+--                 findings (plan_findings(): selective seq scans, a x10 row mis-estimate,
+--                 large nested loops, sorts/hashes over work_mem)
 --   plan_changes  each run of one plan hash in the day up to p_to: when it was seen and the
 --                 statement's mean latency meanwhile (a plan change with latency moving with it)
 --   waits         what its sessions waited on (average active sessions per event)
@@ -13,6 +15,7 @@
 --                 shape as diagnose()), and a summary
 -- depends: analytics/diagnosis_inputs.sql
 -- depends: analytics/root_cause_rules.sql
+-- depends: analytics/plan_findings.sql
 CREATE OR REPLACE FUNCTION pganalytics.analyze_query(
     p_instance text,
     p_queryid  bigint,
@@ -33,6 +36,7 @@ DECLARE
     j_waits    jsonb;
     j_tables   jsonb;
     j_plan     jsonb;
+    j_findings jsonb;
     rels       text[];
     q          jsonb;
 BEGIN
@@ -112,6 +116,19 @@ BEGIN
     WHERE t ->> 'relname' = ANY (rels)
        OR (rels IS NULL AND q ->> 'query' ~* ('\m' || regexp_replace(t ->> 'relname', '([.*+?^${}()|\[\]\\])', '\\\1', 'g') || '\M'));
 
+    -- the newest stored plan read against the statement's own rows, temp blocks and memory
+    j_findings := pganalytics.plan_findings(
+        (SELECT e.execution_plan FROM pganalytics.query_executions e
+         WHERE e.instance_id = iid AND e.queryid = p_queryid AND e.collected_at < p_to
+         ORDER BY e.collected_at DESC LIMIT 1),
+        (j_stats #>> '{window,rows_per_call}')::float8,
+        (j_stats #>> '{window,temp_blocks_per_call}')::float8,
+        coalesce((inputs #>> '{settings,current,work_mem}')::float8 * 1024, 4194304),
+        coalesce((inputs #>> '{settings,current,hash_mem_multiplier}')::float8, 2.0),
+        (SELECT coalesce(jsonb_object_agg(t ->> 'relname', (t ->> 'n_live_tup')::float8)
+                         FILTER (WHERE t ->> 'n_live_tup' IS NOT NULL), '{}')
+         FROM jsonb_array_elements(j_tables) t));
+
     RETURN jsonb_build_object(
         'instance', p_instance, 'queryid', p_queryid, 'query', q ->> 'query',
         'window', verdict -> 'window',
@@ -119,7 +136,8 @@ BEGIN
         'plan', CASE WHEN j_plan IS NULL THEN NULL
                      ELSE jsonb_build_object('scans', coalesce(j_plan -> 'w_scans', j_plan -> 'b_scans'),
                                              'hashes_before', j_plan -> 'b_hashes', 'hashes_in_window', j_plan -> 'w_hashes',
-                                             'estimated_rows', coalesce(j_plan -> 'w_rows', j_plan -> 'b_rows')) END,
+                                             'estimated_rows', coalesce(j_plan -> 'w_rows', j_plan -> 'b_rows'),
+                                             'findings', j_findings) END,
         'plan_changes', j_changes,
         'waits', j_waits,
         'tables', j_tables,

@@ -318,7 +318,7 @@ BEGIN
           WHERE s.instance_id = iid AND s.valid_from < p_to
             AND s.name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections',
                            'work_mem', 'shared_buffers', 'max_wal_size', 'checkpoint_timeout',
-                           'random_page_cost', 'effective_cache_size', 'autovacuum')
+                           'random_page_cost', 'effective_cache_size', 'autovacuum', 'hash_mem_multiplier')
           ORDER BY s.name, s.valid_from DESC) h;
 
     -- Index definitions that ended in the baseline or the window and were not replaced.

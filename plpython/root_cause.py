@@ -27,6 +27,8 @@ CAUSES = ("missing_index", "stale_statistics", "suboptimal_plan", "plan_regressi
           "replication_lag", "checkpoint_pressure")
 
 DEFAULTS: dict[str, Any] = {"min_confidence": 0.2}
+# Resource causes that the specific ones also produce, most generic last (ties are ranked so).
+GENERIC = ("io_cache_eviction", "memory_pressure", "cpu_saturation")
 
 # A rule's answer: (confidence, evidence, recommendations, queryids, objects)
 Finding = tuple[float, list[str], list[str], list, list]
@@ -584,6 +586,10 @@ def rule_cpu_saturation(ev: Evidence):
     else:  # no host metrics (a remote collector): sessions on CPU, without the core count
         conf = 0.6 * sat(cpu_w - cpu_b, 0.5, 2.0) * sat(cpu_w / max(cpu_b, 0.1), 1.5, 3)
     conf *= sat(cpu_w / max(cpu_b, 0.1), 1.2, 2.0) * (1.0 - 0.85 * _plan_explained(ev))
+    # time added by statements reading blocks at a high rate (pages copied from the OS cache
+    # burn CPU too): the reads are the story, the CPU their symptom
+    readers = sum(q.delta for q in ev.contributors if q.read_w / max(q.time_w, 1.0) >= 5)
+    conf *= 1.0 - 0.6 * sat(readers / ev.added if ev.added > 0 else 0.0, 0.3, 0.7)
     if conf <= 0:
         return NOTHING
     # the statements that added CPU time: more time without more block reads
@@ -604,7 +610,8 @@ def rule_memory_pressure(ev: Evidence):
     used_w, used_b = ev.mem_used("w"), ev.mem_used("b")
     if used_w is None or used_b is None:
         return NOTHING
-    conf = sat(used_w - used_b, 0.1, 0.3) * sat(used_w, 0.4, 0.7)
+    # a fifth of the host's memory taken in minutes is the evidence; how full it is now scales it
+    conf = sat(used_w - used_b, 0.1, 0.3) * (0.6 + 0.4 * sat(used_w, 0.4, 0.8))
     if conf <= 0:
         return NOTHING
     avail_w = _f(ev.m("host_memory_available_bytes", "w_min"))
@@ -659,7 +666,9 @@ def rule_bloat_long_transaction(ev: Evidence):
         if g > 0:
             dead_growth += g
             rels.append((g, t.get("relname")))
-    conf = (sat(held, 15, max(40.0, 0.5 * ev.sw)) * sat(held - age_b, 10, 30)
+    # open 40 s, or nearly all of a shorter window (it cannot be older than the fault)
+    conf = (sat(held, 15, max(20.0, min(40.0, 0.9 * ev.sw)) if ev.sw < 80 else max(40.0, 0.5 * ev.sw))
+            * sat(held - age_b, 10, 30)
             * (0.5 + 0.25 * sat(grows, 100, 2000) + 0.25 * sat(dead_growth, 1000, 20000)))
     conf *= 0.85 + 0.15 * sat(idle_w, 0.3, 1)
     if conf <= 0:
@@ -825,7 +834,8 @@ def diagnose(inputs: dict, options: dict | None = None) -> dict:
                            "rule_confidence": round(conf, 3), "evidence": evidence,
                            "recommendations": recs, "queryids": [q for q in queryids if q is not None],
                            "objects": [o for o in objects if o]})
-    causes.sort(key=lambda c: (-c["confidence"], c["cause"]))
+    # equal confidence: the specific cause first, the resource symptoms it may explain after
+    causes.sort(key=lambda c: (-c["confidence"], GENERIC.index(c["cause"]) if c["cause"] in GENERIC else -1, c["cause"]))
     feats = features(ev)
     feats.update({f"rule:{name}": round(found[name][0], 6) for name in RULES})
     contributors = [{"queryid": q.queryid, "query": q.brief(), "added_sessions": round(q.delta / 1000, 3),

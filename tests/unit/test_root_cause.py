@@ -276,6 +276,47 @@ def test_a_cache_drop_without_an_evicting_reader_ranks_below_replication_lag():
     assert found[1]["confidence"] < 0.6
 
 
+def test_cpu_burnt_by_a_cache_evicting_reader_ranks_below_the_eviction():
+    """Two sessions copying pages from the OS cache saturate the CPU: the eviction is the cause."""
+    doc = healthy()
+    doc["queries"][0] = q(1, 6000, 9000, 6000, 3000, read_frac_w=0.5)
+    doc["queries"].insert(0, q(4, 100, 50000, 0, 0, blks_w=35000, read_frac_w=0.95, text="SELECT count(*) FROM archive"))
+    doc["metrics"]["pg_database_blks_hit"] = metric(5000, 4000)
+    doc["metrics"]["pg_database_blks_read"] = metric(20, 130000)
+    doc["metrics"]["host_cpu_busy_ratio"] = metric(0.25, 0.98)
+    doc["waits"][0]["w"] = 105
+    found = {c["cause"]: c["confidence"] for c in causes(doc)}
+    assert max(found, key=found.get) == "io_cache_eviction"
+    assert found.get("cpu_saturation", 0) < 0.5  # discounted: most of the added time reads blocks
+
+
+def test_ties_rank_the_specific_cause_before_resource_symptoms():
+    doc = healthy()
+    doc["metrics"]["pg_replication_replay_lag_bytes"] = metric(0, 500e6, w_first=10e6)
+    doc["metrics"]["host_memory_available_bytes"] = metric(20e9, 4e9, w_min=3e9)
+    found = causes(doc)
+    assert found[0]["confidence"] == found[1]["confidence"] == 1.0
+    assert [c["cause"] for c in found[:2]] == ["replication_lag", "memory_pressure"]
+
+
+def test_a_memory_hog_taking_two_fifths_of_the_host_is_memory_pressure():
+    doc = healthy()
+    doc["metrics"]["host_memory_available_bytes"] = metric(22e9, 12.5e9, w_min=12e9)  # 8 % -> 48 % used
+    found = causes(doc)
+    assert found[0]["cause"] == "memory_pressure" and found[0]["confidence"] >= 0.6
+
+
+def test_an_idle_transaction_as_old_as_a_short_window_is_bloat():
+    """A 27 s window: the transaction opened when the fault began cannot be older than 27 s."""
+    doc = healthy()
+    doc["seconds"]["w"] = 27.0
+    doc["metrics"]["pg_activity_oldest_xact_age_s"] = metric(0.2, 27.0)
+    doc["metrics"]["pg_activity_oldest_xmin_age"] = metric(2, 900, w_first=20, w_last=900)
+    doc["metrics"]["pg_activity_idle_in_transaction"] = metric(0, 1)
+    found = causes(doc)
+    assert found and found[0]["cause"] == "bloat_long_transaction" and found[0]["confidence"] >= 0.3
+
+
 def test_memory_replication_and_checkpoints():
     doc = healthy()
     doc["metrics"]["host_memory_available_bytes"] = metric(20e9, 8e9, w_min=7e9)

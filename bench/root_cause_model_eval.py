@@ -61,7 +61,8 @@ def main() -> int:
         blended = rcm.blend(rules, rcm.predict(model, w["diagnosis"]["features"]), model)
         p = per.setdefault(w["fault"], {"runs": 0, "rules": 0, "blended": 0})
         p["runs"] += 1
-        p["rules"] += rcm._top(rules) == w["fault"]
+        # rules alone: what diagnose() named first (its threshold and tie order)
+        p["rules"] += [c["cause"] for c in w["diagnosis"]["causes"]][:1] == [w["fault"]]
         p["blended"] += rcm._top(blended) == w["fault"]
     n = sum(p["runs"] for p in per.values())
     out = {"command": " ".join(sys.argv), "train_verdicts": len(train_rows), "test_incidents": n,

@@ -99,9 +99,10 @@ def _rules_of(features: dict) -> dict:
     return {k[5:]: float(v) for k, v in features.items() if k.startswith("rule:")}
 
 
-def _top(conf: dict) -> str | None:
+def _top(conf: dict, min_confidence: float = 0.2) -> str | None:
+    """The cause diagnose() would name first: none below its default min_confidence."""
     best = max(conf.items(), key=lambda kv: (kv[1], kv[0]), default=None)
-    return best[0] if best and best[1] > 0 else None
+    return best[0] if best and best[1] >= min_confidence else None
 
 
 def evaluate(rows: list[dict], options: dict | None = None) -> dict:

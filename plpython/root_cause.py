@@ -165,9 +165,16 @@ class Evidence:
 
     def _waits(self, inputs: dict) -> None:
         ticks = inputs.get("ticks") or {}
-        # no ticks recorded in a period: nothing was active then (the sampler counts one a second)
-        tw = _f(ticks.get("w")) or self.sw
-        tb = _f(ticks.get("b")) or max(self.sb, 1.0)
+        # A drain that saw no session stores no row, so its ticks are not in the store: dividing
+        # by the stored ticks alone would be the load *when something ran* (two samples in the one
+        # busy drain of a quiet minute read as two sessions). The period's seconds at the rate the
+        # stored drains sampled (ticks skipped while a cycle held the connection lower it) count
+        # the quiet drains too; the sampler's nominal one a second when no drain was stored.
+        tick_s = _f(ticks.get("w_interval_s")) + _f(ticks.get("b_interval_s"))
+        stored = _f(ticks.get("w")) + _f(ticks.get("b"))
+        rate = stored / tick_s if tick_s > 0 and stored > 0 else 1.0
+        tw = max(_f(ticks.get("w")), self.sw * rate, 1.0)
+        tb = max(_f(ticks.get("b")), self.sb * rate, 1.0)
         self.aas: dict[str, dict[str, float]] = {"w": {}, "b": {}}
         self.events: dict[str, dict[str, float]] = {"w": {}, "b": {}}
         for row in inputs.get("waits") or []:
@@ -585,6 +592,11 @@ def rule_cpu_saturation(ev: Evidence):
         conf = sat(busy_w, 0.7, 0.9) * sat(busy_w - busy_b, 0.1, 0.3)
     else:  # no host metrics (a remote collector): sessions on CPU, without the core count
         conf = 0.6 * sat(cpu_w - cpu_b, 0.5, 2.0) * sat(cpu_w / max(cpu_b, 0.1), 1.5, 3)
+        # Sampled sessions alone are a few ticks: the statements must have added the time too,
+        # or one still running (pg_stat_statements counts a statement when it ends).
+        added = ev.added / 1000.0
+        running = sat(ev.m("pg_activity_oldest_query_age_s", "w_max"), 5.0, 30.0)
+        conf *= max(sat(added / max(cpu_w - cpu_b, 1e-6), 0.1, 0.4), running)
     conf *= sat(cpu_w / max(cpu_b, 0.1), 1.2, 2.0) * (1.0 - 0.85 * _plan_explained(ev))
     # time added by statements reading blocks at a high rate (pages copied from the OS cache
     # burn CPU too): the reads are the story, the CPU their symptom

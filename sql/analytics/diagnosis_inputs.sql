@@ -8,7 +8,9 @@
 --              deltas, top-level, pooled over users and databases), per period: calls,
 --              exec time (ms), shared blocks hit/read, temp blocks written, rows, plans;
 --              "all" holds the instance's totals
---   waits      wait-event samples of client backends (AAS = samples / ticks), per event
+--   waits      wait-event samples of client backends (AAS = samples / ticks), per event;
+--              ticks are stored only by drains that saw a session, so `ticks` also gives
+--              the seconds those drains covered (the sampling rate, for the quiet ones)
 --   locks      lock waiters per collection, the root blockers of their chains, and sessions
 --              idle in a transaction (with their snapshot age)
 --   metrics    instance-wide series (summed over their series per sample, max for lags):
@@ -191,9 +193,11 @@ BEGIN
     SELECT jsonb_build_object('w', sum(t.ticks) FILTER (WHERE t.collected_at > p_from),
                               'b', sum(t.ticks) FILTER (WHERE t.collected_at <= p_from),
                               'w_collections', count(*) FILTER (WHERE t.collected_at > p_from),
-                              'b_collections', count(*) FILTER (WHERE t.collected_at <= p_from))
+                              'b_collections', count(*) FILTER (WHERE t.collected_at <= p_from),
+                              'w_interval_s', sum(t.interval_s) FILTER (WHERE t.collected_at > p_from),
+                              'b_interval_s', sum(t.interval_s) FILTER (WHERE t.collected_at <= p_from))
     INTO j_ticks
-    FROM (SELECT s.collected_at, max(s.ticks) AS ticks
+    FROM (SELECT s.collected_at, max(s.ticks) AS ticks, max(s.interval_s) AS interval_s
           FROM pganalytics.wait_samples s
           WHERE s.instance_id = iid AND s.collected_at > b_from AND s.collected_at <= p_to
           GROUP BY 1) t;

@@ -316,12 +316,10 @@ def test_correlation_matrix_input_checks():
     assert short["r"] is None and short["insight"].startswith("cannot correlate: only 20 points")
 
 
-def test_matrix_of_fifty_metrics_a_day_at_one_minute_is_fast():
+def test_matrix_of_fifty_independent_metrics_a_day_at_one_minute_finds_few_pairs():
+    # speed: bench/correlations_speed.py (a timed unit test would measure the machine's load)
     rng = np.random.default_rng(9)
     cols = [ar1(1440, 0.8, rng) for _ in range(50)]
-    import time
-    start = time.perf_counter()
     rows = correlation.correlation_matrix([f"m{i}" for i in range(50)], times(1440, 60.0), [list(c) for c in cols])
-    assert time.perf_counter() - start < 5.0
     assert len(rows) == 1225
     assert sum(bool(r["significant"]) for r in rows) < 0.05 * 1225

@@ -1,5 +1,4 @@
 """The forecaster (plpython/forecast.py) on series whose future is known."""
-import time
 
 import numpy as np
 import pytest
@@ -159,12 +158,13 @@ def test_bad_input_gets_a_clear_error(ts, values, horizon, options, message):
         forecast.forecast(ts, values, horizon, options)
 
 
-def test_four_weeks_of_hourly_points_fit_well_under_a_second():
+def test_four_weeks_of_hourly_points_give_a_full_finite_forecast():
+    # speed: bench/forecast_accuracy.py reports the fit time (fit_seconds_median); a timed
+    # unit test would only measure how busy the machine is
     y, _, _ = seasonal(4 * 168, seed=10, weekend=10.0)
-    forecast.forecast(hours(len(y)), list(y), 48)  # warm up
-    began = time.perf_counter()
-    forecast.forecast(hours(len(y)), list(y), 48)
-    assert time.perf_counter() - began < 0.5
+    ts, yhat, lo, hi = (np.array(v) for v in forecast.forecast(hours(len(y)), list(y), 48))
+    assert len(ts) == 48 and np.all(np.diff(ts) == 3600)
+    assert np.isfinite(yhat).all() and np.all(lo <= yhat) and np.all(yhat <= hi)
 
 
 def test_smooth_multi_step_loss_matches_the_stored_states():

@@ -252,6 +252,38 @@ def test_cpu_bound_new_queries_are_cpu_saturation():
     assert 3 in found[0]["queryids"]
 
 
+def test_cpu_bound_new_queries_without_host_metrics_are_cpu_saturation():
+    """A remote collector has no host CPU: sessions on CPU, backed by the time statements added."""
+    doc = healthy()
+    doc["queries"].insert(0, q(3, 40, 150000, 0, 0, blks_w=0, text="SELECT sum(sqrt(g)) FROM generate_series(1, 3e6) g"))
+    doc["waits"][0]["w"] = 200
+    del doc["metrics"]["host_cpu_busy_ratio"]
+    found = causes(doc)
+    assert found[0]["cause"] == "cpu_saturation" and 3 in found[0]["queryids"]
+
+
+def test_a_few_samples_in_one_busy_drain_of_a_quiet_window_are_no_cpu_saturation():
+    """Drains that saw no session store no row: two samples in the one stored drain of a quiet
+    minute are 2/60 sessions, not 2 (the fault a CI run without host metrics once reported)."""
+    doc = healthy()
+    del doc["metrics"]["host_cpu_busy_ratio"]
+    doc["waits"] = [{"type": "CPU", "event": "CPU", "state": "active", "w": 2, "b": None}]
+    doc["ticks"] = {"w": 1, "b": None, "w_collections": 1, "b_collections": 0, "w_interval_s": 1.0}
+    ev = rc.Evidence(doc)
+    assert ev.aas["w"]["CPU"] == pytest.approx(2 / W)
+    assert "cpu_saturation" not in [c["cause"] for c in causes(doc)]
+
+
+def test_sessions_on_cpu_that_no_statement_accounts_for_are_no_cpu_saturation():
+    """Without host metrics, sampled sessions on CPU need the statements' added time behind them."""
+    doc = healthy()
+    del doc["metrics"]["host_cpu_busy_ratio"]
+    doc["waits"][0]["w"] = 200  # 3.3 sessions against 1, while the statements ran as before
+    assert "cpu_saturation" not in [c["cause"] for c in causes(doc)]
+    doc["metrics"]["pg_activity_oldest_query_age_s"] = metric(0.1, 45.0)  # one still running
+    assert "cpu_saturation" in [c["cause"] for c in causes(doc)]
+
+
 def test_a_cache_hit_drop_with_victims_is_io_cache_eviction():
     doc = healthy()
     doc["queries"][0] = q(1, 6000, 9000, 6000, 3000, read_frac_w=0.5)

@@ -9,7 +9,10 @@ How the rules think, so their answers can be checked by a DBA:
     are discounted when a more specific cause explains the same change: a missing index also
     burns CPU and reads, a plan regression also reads more.
   * Everything is a change against the baseline, except the few levels that are bad whatever
-    came before (connections near the limit, replication far behind).
+    came before (connections near the limit, replication far behind). The baseline is the
+    time just before the window; where a trained anomaly model has learnt an hour-of-week
+    profile of a series, the baseline is moved by what the window's hours usually add over
+    the baseline's (a nightly batch at 02:00 is no CPU saturation at 02:00).
   * Confidence is a product of ramps sat(x, lo, hi) (0 below lo, 1 above hi) over the
     evidence's size: a rule fires by degrees, and a cause below `min_confidence` (0.2) is
     not reported. No evidence, no cause: `causes` is empty rather than a guess.
@@ -17,8 +20,11 @@ Pure Python over dicts (numpy not needed): diagnose(inputs, options) -> dict.
 """
 from __future__ import annotations
 
+import base64
 import math
 import re
+import struct
+from datetime import datetime
 from typing import Any
 
 CAUSES = ("missing_index", "stale_statistics", "suboptimal_plan", "plan_regression",
@@ -33,6 +39,15 @@ GENERIC = ("io_cache_eviction", "memory_pressure", "cpu_saturation")
 # A rule's answer: (confidence, evidence, recommendations, queryids, objects)
 Finding = tuple[float, list[str], list[str], list, list]
 NOTHING: Finding = (0.0, [], [], [], [])
+
+# Week profiles (train_anomaly_model()): slot k holds hour k after epoch + WEEK_SHIFT_S, as in
+# plpython/anomaly.py (a separate module in the server: the constant is repeated, a test checks).
+WEEK_SHIFT_S = 3 * 86400
+# Learnt profiles of ratios whose baseline mean they move (anomaly key -> metric); memory use,
+# connection use, lock waiters and statements' latency (LATENCY_KEY + queryid) are moved where
+# they are derived.
+PROFILED_RATIOS = {"high_cpu_usage/": "host_cpu_busy_ratio", "high_io_wait/": "host_cpu_iowait_ratio"}
+LATENCY_KEY = "execution_time_spike/queryid:"
 
 # Settings that steer the planner's choice of plan (a change is a plan's specific evidence).
 PLANNER_SETTINGS = re.compile(
@@ -57,6 +72,26 @@ def _f(x, default: float = 0.0) -> float:
     except (TypeError, ValueError):
         return default
     return default if math.isnan(v) else v
+
+
+def _epoch(iso) -> float:
+    """Epoch seconds of a timestamptz as JSON gives it (ISO 8601 with an offset)."""
+    return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
+
+
+def _profile_mean(offsets, start: float, end: float) -> float | None:
+    """Mean of a week profile over [start, end), each hour-of-week slot weighted by its overlap;
+    None when no covered slot was fitted (NaN) or the span is empty."""
+    total = weight = 0.0
+    t, end = start, min(end, start + 7 * 86400)  # a week covers every slot: enough
+    while t < end:
+        hour_end = min((math.floor((t + WEEK_SHIFT_S) / 3600.0) + 1) * 3600.0 - WEEK_SHIFT_S, end)
+        value = offsets[int(math.floor((t + WEEK_SHIFT_S) / 3600.0)) % 168]
+        if not math.isnan(value):
+            total += value * (hour_end - t)
+            weight += hour_end - t
+        t = hour_end
+    return total / weight if weight > 0 else None
 
 
 def _ratio(a: float, b: float, floor: float) -> float:
@@ -162,6 +197,48 @@ class Evidence:
         self.blockers = inputs.get("blockers") or []
         self.idle = inputs.get("idle_in_transaction") or []
         self._waits(inputs)
+        self._profile(inputs)
+
+    def _profile(self, inputs: dict) -> None:
+        """Expected change from the baseline's hours to the window's, per learnt profile: the
+        window's mean profile offset minus the baseline's, each hour weighted by its overlap."""
+        self.expected: dict[str, float] = {}
+        prof = inputs.get("profile") or {}
+        self.profile_version = prof.get("version")
+        rows = prof.get("rows") or {}
+        try:
+            w_from, w_to = _epoch(inputs.get("from")), _epoch(inputs.get("to"))
+            b_from = _epoch(inputs.get("baseline_from"))
+        except (TypeError, ValueError):
+            return
+        for key, packed in sorted(rows.items()):
+            try:
+                offsets = struct.unpack(">168d", base64.b64decode(str(packed), validate=True))
+            except (ValueError, struct.error) as exc:  # binascii.Error is a ValueError
+                raise ValueError(f"profile row {key!r} must be 168 big-endian float8s in base64 ({exc})") from None
+            pw, pb = _profile_mean(offsets, w_from, w_to), _profile_mean(offsets, b_from, w_from)
+            if pw is not None and pb is not None and pw != pb:
+                self.expected[key] = pw - pb
+        for q in self.queries:
+            shift = self.expected.get(f"{LATENCY_KEY}{q.queryid}")
+            if shift is not None and q.mean_b is not None:
+                q.mean_b = max(q.mean_b + shift, 0.0)
+        for key, name in PROFILED_RATIOS.items():
+            shift = self.expected.get(key)
+            series = self.metrics.get(name)
+            if shift is not None and series and series.get("b_mean") is not None:
+                self.metrics[name] = dict(series, b_mean=min(max(_f(series["b_mean"]) + shift, 0.0), 1.0))
+
+    def shift(self, key: str) -> float:
+        """What the learnt profile expects the window to add over the baseline (0 without one)."""
+        return self.expected.get(key, 0.0)
+
+    def expected_note(self, key: str, scale: float = 1.0, unit: str = "") -> str:
+        shift = self.expected.get(key)
+        if shift is None or abs(shift * scale) < 1e-9:
+            return ""
+        return (f" (the baseline moved by {shift * scale:+,.2f}{unit}: the window's hours usually differ so, "
+                f"from the learnt profile of model version {self.profile_version})")
 
     def _waits(self, inputs: dict) -> None:
         ticks = inputs.get("ticks") or {}
@@ -234,7 +311,8 @@ class Evidence:
         avail, total = self.m("host_memory_available_bytes", f"{p}_mean"), self.m("host_memory_total_bytes", f"{p}_mean")
         if avail is None or not total:
             return None
-        return 1.0 - avail / total
+        used = 1.0 - avail / total
+        return min(max(used + self.shift("memory_pressure/"), 0.0), 1.0) if p == "b" else used
 
 
 # -- the rules: each returns (confidence, evidence, recommendations, queryids, objects) -----------
@@ -478,7 +556,7 @@ def _lock_waiters(ev: Evidence, p: str) -> float:
 
 def rule_lock_contention(ev: Evidence):
     lock_w = max(ev.aas["w"].get("Lock", 0.0), _lock_waiters(ev, "w"))
-    lock_b = max(ev.aas["b"].get("Lock", 0.0), _lock_waiters(ev, "b"))
+    lock_b = max(max(ev.aas["b"].get("Lock", 0.0), _lock_waiters(ev, "b")) + ev.shift("lock_contention_increase/"), 0.0)
     active_w = max(ev.active("w"), _f(ev.m("pg_activity_active", "w_mean")), lock_w)
     active_b = max(ev.active("b"), _f(ev.m("pg_activity_active", "b_mean")), lock_b)
     share_w, share_b = lock_w / max(active_w, 1e-9), lock_b / max(active_b, 1e-9)
@@ -487,7 +565,8 @@ def rule_lock_contention(ev: Evidence):
     if conf <= 0:
         return NOTHING
     evidence = [f"{_fmt(lock_w, 2)} sessions on average waited on a heavyweight lock against {_fmt(lock_b, 2)} "
-                f"before ({_fmt(100 * share_w, 0)} % of active time against {_fmt(100 * share_b, 0)} %)"]
+                f"before ({_fmt(100 * share_w, 0)} % of active time against {_fmt(100 * share_b, 0)} %)"
+                + ev.expected_note("lock_contention_increase/", unit=" sessions")]
     if collections:
         evidence.append(f"lock waits seen at {_fmt(collections, 0)} collections, the longest "
                         f"{_fmt(_f(ev.locks.get('w_max_wait_s')))} s")
@@ -608,7 +687,8 @@ def rule_cpu_saturation(ev: Evidence):
     burners = [q for q in ev.contributors[:5] if q.delta > 0 and (q.read_w / max(q.time_w, 1.0)) < 5][:3]
     evidence = []
     if busy_w is not None:
-        evidence.append(f"host CPU {_fmt(100 * busy_w, 0)} % busy against {_fmt(100 * _f(busy_b), 0)} % before")
+        evidence.append(f"host CPU {_fmt(100 * busy_w, 0)} % busy against {_fmt(100 * _f(busy_b), 0)} % before"
+                        + ev.expected_note("high_cpu_usage/", 100.0, " points"))
     evidence.append(f"{_fmt(cpu_w, 2)} sessions on average on CPU against {_fmt(cpu_b, 2)} before")
     for q in burners:
         evidence.append(f"query {q.queryid} added {_fmt(q.delta / 1000, 2)} busy sessions "
@@ -628,7 +708,7 @@ def rule_memory_pressure(ev: Evidence):
         return NOTHING
     avail_w = _f(ev.m("host_memory_available_bytes", "w_min"))
     evidence = [f"host memory in use {_fmt(100 * used_w, 0)} % against {_fmt(100 * used_b, 0)} % before "
-                f"(available down to {_mb(avail_w)})"]
+                f"(available down to {_mb(avail_w)})" + ev.expected_note("memory_pressure/", 100.0, " points")]
     recs = ["find what allocates the memory (a process on the host, or many backends with large work_mem); "
             "lower work_mem or max_connections, or move the other process off the database host"]
     return (conf, evidence, recs, [], [])
@@ -644,7 +724,7 @@ def rule_connection_saturation(ev: Evidence):
         n_w, n_b = ev.m("pg_database_numbackends", "w_max"), ev.m("pg_database_numbackends", "b_mean")
     if n_w is None:
         return NOTHING
-    use_w, use_b = n_w / usable, _f(n_b) / usable
+    use_w, use_b = n_w / usable, min(max(_f(n_b) / usable + ev.shift("connection_pool_saturation/"), 0.0), 1.0)
     fatal = _f(ev.m("pg_database_sessions_fatal", "w_mean")) * ev.sw
     conf = sat(use_w, 0.75, 0.92) * (0.5 + 0.5 * sat(use_w - use_b, 0.05, 0.25))
     conf = max(conf, 0.5 * sat(fatal, 1, 5) * sat(use_w, 0.6, 0.8))
@@ -652,7 +732,7 @@ def rule_connection_saturation(ev: Evidence):
         return NOTHING
     idle = _f(ev.m("pg_activity_client_backends", "w_mean")) - _f(ev.m("pg_activity_active", "w_mean"))
     evidence = [f"{_fmt(n_w, 0)} of {_fmt(usable, 0)} usable connections in use ({_fmt(100 * use_w, 0)} %), "
-                f"against {_fmt(_f(n_b), 0)} before"]
+                f"against {_fmt(_f(n_b), 0)} before" + ev.expected_note("connection_pool_saturation/", 100.0, " points of use")]
     if idle > 0:
         evidence.append(f"about {_fmt(idle, 0)} of them idle")
     if fatal:
@@ -858,4 +938,8 @@ def diagnose(inputs: dict, options: dict | None = None) -> dict:
                     for q in ev.contributors[:5]]
     return {"causes": causes, "summary": _summary(causes, ev), "contributors": contributors, "features": feats,
             "window": {"from": inputs.get("from"), "to": inputs.get("to"),
-                       "baseline_from": inputs.get("baseline_from"), "seconds": inputs.get("seconds")}}
+                       "baseline_from": inputs.get("baseline_from"), "seconds": inputs.get("seconds"),
+                       # what the baseline is: the time before, moved by learnt profiles where any
+                       "baseline": {"kind": "learnt profile + time before" if ev.expected else "time before",
+                                    "model_version": ev.profile_version,
+                                    "expected_change": {k: round(v, 6) for k, v in ev.expected.items()}}}}

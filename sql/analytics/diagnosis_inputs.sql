@@ -21,6 +21,9 @@
 --              series stops between the periods is gone or fell out of the top 500)
 --   settings   changes noticed in [baseline start, window end + 1 minute) (old and new value)
 --              and current values
+--   profile    the newest trained anomaly model's hour-of-week profiles (base64 of 168 float8s,
+--              offsets from the level) of the series the rules compare, by anomaly key; NULL
+--              without a model
 --   dropped_indexes  index definitions that ended in that time and did not come back
 --   plans      per top query: the plan hashes seen before and in the window, the newest plan's
 --              sequential scans with their filters and estimated rows
@@ -68,6 +71,7 @@ DECLARE
     j_dropped  jsonb;
     j_plans    jsonb;
     j_advice   jsonb;
+    j_profile  jsonb;
     top_ids    bigint[];
     known      text[];  -- the metrics the instance has series of (read_series() refuses others)
     one        jsonb;
@@ -377,6 +381,24 @@ BEGIN
             AND a.collected_at >= b_from - interval '1 hour' AND a.collected_at < p_to
           ORDER BY a.queryid, a.create_statement, a.collected_at DESC) a;
 
+    -- The learnt hour-of-week profiles (the newest trained anomaly model) of what the rules
+    -- compare across periods: a window in an hour that is always busier (a nightly batch) is
+    -- compared with what that hour usually adds, not only with the minutes before it. Each
+    -- row is 168 big-endian float8 offsets from the series' level, NaN where not fitted (base64
+    -- without the line breaks encode() puts every 76 characters).
+    SELECT jsonb_build_object('version', m.version, 'trained_at', m.trained_at, 'rows',
+               (SELECT coalesce(jsonb_object_agg(k.key, translate(encode(substring(m.week_profile FROM (k.i::int - 1) * 1344 + 1
+                                                                                   FOR 1344), 'base64'), E'\n', '')), '{}')
+                FROM unnest(m.keys) WITH ORDINALITY k(key, i)
+                WHERE k.key IN ('high_cpu_usage/', 'high_io_wait/', 'memory_pressure/',
+                                'connection_pool_saturation/', 'lock_contention_increase/')
+                   OR k.key IN (SELECT 'execution_time_spike/queryid:' || t FROM unnest(top_ids) t)))
+    INTO j_profile
+    FROM pganalytics.anomaly_models m
+    WHERE m.instance_id = iid
+    ORDER BY m.version DESC
+    LIMIT 1;
+
     RETURN jsonb_build_object(
         'instance', p_instance, 'queryid', p_queryid,
         'from', p_from, 'to', p_to, 'baseline_from', b_from,
@@ -387,7 +409,7 @@ BEGIN
         'locks', coalesce(j_locks, '{}'), 'blockers', j_blockers, 'idle_in_transaction', j_idle,
         'metrics', j_metrics, 'tables', coalesce(j_tables, '[]'), 'indexes', j_indexes,
         'settings', jsonb_build_object('changes', j_changes, 'current', j_current),
-        'dropped_indexes', j_dropped, 'plans', j_plans, 'advice', j_advice);
+        'dropped_indexes', j_dropped, 'plans', j_plans, 'advice', j_advice, 'profile', j_profile);
 END
 $$;
 COMMENT ON FUNCTION pganalytics.diagnosis_inputs(text, timestamptz, timestamptz, bigint) IS

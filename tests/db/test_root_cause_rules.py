@@ -1,6 +1,8 @@
 """root_cause_rules(), the SQL shim, answers exactly what plpython/root_cause.py answers for
 the same document, and refuses what is not one."""
+import base64
 import json
+import struct
 
 import psycopg
 import pytest
@@ -21,6 +23,12 @@ DOCS = [
      "waits": [{"type": "Lock", "event": "relation", "state": "active", "w": 200, "b": 1},
                {"type": "CPU", "event": "CPU", "state": "active", "w": 20, "b": 60}],
      "blockers": [{"pid": 12, "state": "idle in transaction", "xact_age_s": 40, "waiter_samples": 180}]},
+    # a learnt profile (base64 of 168 big-endian float8s) decoded by the server's Python
+    {"seconds": {"w": 60, "b": 60}, "from": "2026-12-05T02:00:00+00:00", "to": "2026-12-05T02:01:00+00:00",
+     "baseline_from": "2026-12-05T01:59:00+00:00",
+     "metrics": {"host_cpu_busy_ratio": metric(0.3, 0.95)},
+     "profile": {"version": 2, "rows": {"high_cpu_usage/": base64.b64encode(
+         struct.pack(">168d", *[0.1 * (k % 24 == 2) for k in range(168)])).decode()}}},
 ]
 
 

@@ -4,6 +4,7 @@ found when nothing changed."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 
@@ -379,3 +380,84 @@ def test_inputs_are_not_modified():
     before = copy.deepcopy(doc)
     rc.diagnose(doc, {})
     assert doc == before
+
+
+def profile_row(by_slot: dict[int, float]) -> str:
+    """A week profile as diagnosis_inputs() gives it: 168 big-endian float8s, base64."""
+    import base64
+    import struct
+    values = [by_slot.get(k, float("nan")) for k in range(168)]
+    return base64.b64encode(struct.pack(">168d", *values)).decode()
+
+
+def slot(iso: str) -> int:
+    from datetime import datetime
+    return int((datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() + rc.WEEK_SHIFT_S) // 3600) % 168
+
+
+def test_the_week_profile_slots_are_the_anomaly_models():
+    from pganalytics.plpython import anomaly
+    assert rc.WEEK_SHIFT_S == anomaly.WEEK_SHIFT
+
+
+def nightly_batch(doc: dict) -> dict:
+    """Host CPU from 30 % to 92 % in a window that starts an hour the profile says is 55 points
+    busier than the hour before it (the baseline minute lies in that earlier hour)."""
+    doc["from"], doc["to"], doc["baseline_from"] = "2026-12-05T02:00:00Z", "2026-12-05T02:01:00Z", "2026-12-05T01:59:00Z"
+    doc["queries"].insert(0, q(3, 40, 30000, 0, 0, blks_w=0, text="SELECT nightly_rollup()"))
+    doc["metrics"]["host_cpu_busy_ratio"] = metric(0.3, 0.92)
+    doc["waits"][0]["w"] = 150
+    return doc
+
+
+def test_a_rise_the_learnt_profile_expects_at_that_hour_is_no_cpu_saturation():
+    doc = nightly_batch(healthy())
+    assert "cpu_saturation" in [c["cause"] for c in causes(doc)]  # without a profile: it is
+    doc["profile"] = {"version": 3, "rows": {"high_cpu_usage/": profile_row({slot("2026-12-05T01:59:00Z"): -0.05,
+                                                                              slot("2026-12-05T02:00:00Z"): 0.50})}}
+    out = rc.diagnose(doc, {})
+    assert "cpu_saturation" not in [c["cause"] for c in out["causes"]]
+    assert out["window"]["baseline"]["kind"] == "learnt profile + time before"
+    assert out["window"]["baseline"]["expected_change"]["high_cpu_usage/"] == pytest.approx(0.55)
+    assert out["window"]["baseline"]["model_version"] == 3
+
+
+def test_a_rise_beyond_what_the_profile_expects_is_still_found_and_says_so():
+    doc = nightly_batch(healthy())
+    doc["metrics"]["host_cpu_busy_ratio"] = metric(0.3, 0.99)
+    doc["queries"][0] = q(3, 40, 90000, 0, 0, blks_w=0, text="SELECT nightly_rollup()")
+    doc["waits"][0]["w"] = 200
+    doc["profile"] = {"version": 3, "rows": {"high_cpu_usage/": profile_row({slot("2026-12-05T02:00:00Z"): 0.1,
+                                                                              slot("2026-12-05T01:59:00Z"): 0.0})}}
+    cpu = next(c for c in causes(doc) if c["cause"] == "cpu_saturation")
+    assert "baseline moved by +10.00 points" in cpu["evidence"][0] and "model version 3" in cpu["evidence"][0]
+
+
+def test_an_unfitted_or_flat_profile_leaves_the_baseline_alone():
+    doc = nightly_batch(healthy())
+    plain = rc.diagnose(copy.deepcopy(doc), {})
+    doc["profile"] = {"version": 1, "rows": {"high_cpu_usage/": profile_row({}),  # all NaN: not fitted
+                                             "memory_pressure/": profile_row({k: 0.2 for k in range(168)})}}
+    out = rc.diagnose(doc, {})
+    assert out["causes"] == plain["causes"] and out["window"]["baseline"]["kind"] == "time before"
+
+
+def test_a_statement_the_profile_expects_slower_at_that_hour_is_measured_against_that():
+    doc = healthy()
+    doc["from"], doc["to"], doc["baseline_from"] = "2026-12-05T02:00:00Z", "2026-12-05T02:01:00Z", "2026-12-05T01:59:00Z"
+    ev = rc.Evidence(copy.deepcopy(doc))
+    assert ev.queries[0].mean_b == pytest.approx(0.5)
+    doc["profile"] = {"version": 1, "rows": {"execution_time_spike/queryid:1": profile_row(
+        {slot("2026-12-05T02:00:00Z"): 1.5, slot("2026-12-05T01:59:00Z"): 0.5})}}
+    ev = rc.Evidence(doc)
+    assert ev.queries[0].mean_b == pytest.approx(1.5) and ev.queries[1].mean_b == pytest.approx(2.0)
+
+
+def test_the_profile_mean_weights_each_hour_by_its_overlap():
+    start = 1_700_000_000.0 - (1_700_000_000.0 + rc.WEEK_SHIFT_S) % 3600  # an hour's start
+    k = int((start + rc.WEEK_SHIFT_S) // 3600) % 168
+    offsets = [math.nan] * 168
+    offsets[k], offsets[(k + 1) % 168] = 1.0, 4.0
+    assert rc._profile_mean(offsets, start + 2700, start + 4500) == pytest.approx((1.0 * 900 + 4.0 * 900) / 1800)
+    assert rc._profile_mean(offsets, start + 7200, start + 7260) is None  # slot k+2 not fitted
+    assert rc._profile_mean(offsets, start, start) is None

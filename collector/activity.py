@@ -8,8 +8,9 @@ pg_stat_activity) and, once per collection cycle, drain() and lock_waits():
 - drain() -> RowsBatch 'wait_samples': how many times each (datname, queryid, backend_type,
   state, wait_event_type, wait_event) was seen over `ticks` samples since the last drain, so
   average active sessions = samples / ticks. wait_event NULL with state 'active' is CPU.
-  Not counted: the sampler itself, idle sessions and processes idle in their main loop
-  (wait_event_type 'Activity').
+  Not counted: the sampler itself, the collector's other sessions (application_name
+  pganalytics-collector / pganalytics maintain: its delivery to a store on the same server),
+  idle sessions and processes idle in their main loop (wait_event_type 'Activity').
 - lock_waits() -> RowsBatch 'lock_waits': one row per backend waiting on a heavyweight lock
   (kind 'lock_wait': its direct blockers, the root(s) of its chain, how long it has waited)
   and per session idle in a transaction for at least idle_xact_threshold_s
@@ -28,9 +29,15 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import dict_row
 
+from . import APPLICATION_NAME, MAINTAIN_APPLICATION_NAME
 from .batch import RowsBatch
 
 KEY = ("datname", "queryid", "backend_type", "state", "wait_event_type", "wait_event")
+
+# The collector's own sessions (collector/target.py, delivery.py, maintainer.py): its delivery
+# to a store on the same server is not the monitored load, and counted as CPU it reads as a
+# rise in a quiet window (seen in a CI run).
+OWN_SESSIONS = (APPLICATION_NAME, MAINTAIN_APPLICATION_NAME)
 
 TICK_SQL = """
 SELECT datname, query_id, backend_type, state, wait_event_type, wait_event, count(*)::int
@@ -38,6 +45,7 @@ FROM pg_catalog.pg_stat_activity
 WHERE pid <> pg_catalog.pg_backend_pid()
   AND state IS DISTINCT FROM 'idle'
   AND wait_event_type IS DISTINCT FROM 'Activity'
+  AND NOT coalesce(application_name, '') = ANY (%s::text[])
 GROUP BY 1, 2, 3, 4, 5, 6"""
 
 # One statement, so every row comes from the same pg_stat_activity snapshot. Returns lock
@@ -105,7 +113,7 @@ class ActivitySampler:
     def tick(self) -> int:
         """Take one sample; returns the number of backends counted. Errors propagate and the
         tick is not counted (the caller may reconnect and build a new sampler)."""
-        rows = self._conn().execute(TICK_SQL).fetchall()
+        rows = self._conn().execute(TICK_SQL, (list(OWN_SESSIONS),)).fetchall()
         for *key, n in rows:
             self._counts[tuple(key)] += n
         self._ticks += 1

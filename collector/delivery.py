@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from . import APPLICATION_NAME
 from .sink import BatchRefused, Sink
 from .spool import Spool
 
@@ -113,7 +114,7 @@ class Delivery:
             return None
         try:
             conn = psycopg.connect(self.store_dsn, autocommit=True, connect_timeout=5,
-                                   application_name="pganalytics-collector")
+                                   application_name=APPLICATION_NAME)
         except psycopg.OperationalError as exc:
             self._next_try = time.monotonic() + self.retry_s
             log.warning("store unreachable (%s): spooling", str(exc).strip().splitlines()[-1])

@@ -13,6 +13,8 @@ import threading
 
 import psycopg
 
+from . import MAINTAIN_APPLICATION_NAME
+
 log = logging.getLogger(__name__)
 
 
@@ -52,7 +54,7 @@ class Maintainer:
             wait = self.interval_s
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self.dsn, autocommit=True, application_name="pganalytics maintain")
+                    conn = psycopg.connect(self.dsn, autocommit=True, application_name=MAINTAIN_APPLICATION_NAME)
                 if self.run_once(conn).get("behind"):
                     wait = 0  # a backlog: the next slice at once
             except psycopg.Error as exc:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from . import APPLICATION_NAME
 from .config import CollectorConfig
 from .cycle import run_cycle
 from .pgss import NO_FILTER
@@ -45,7 +46,7 @@ def collect_once(store_dsn: str, only: list[str] | None = None, config: Collecto
     kept by a caller that repeats this (the demo), carries between cycles what a daemon
     remembers per target: texts already sent, plan ranking, what cannot be planned."""
     with psycopg.connect(store_dsn, autocommit=True,
-                         application_name="pganalytics-collector") as store:
+                         application_name=APPLICATION_NAME) as store:
         targets = store.execute(
             "SELECT name, conn_ref FROM pganalytics.instances ORDER BY name").fetchall()
         if only:

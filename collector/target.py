@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import psycopg
 
+from . import APPLICATION_NAME
+
 # Timeouts so the collector never holds up the target; DateStyle/TimeZone so COPY text output
 # is parsed the same way by the store whatever the target's defaults are.
 GUARD_OPTIONS = ("-c statement_timeout=5000 -c lock_timeout=500 "
@@ -39,7 +41,7 @@ class TargetInfo:
 def connect(conn_ref: str) -> psycopg.Connection:
     try:
         return psycopg.connect(conninfo(conn_ref), connect_timeout=5, autocommit=True,
-                               application_name="pganalytics-collector", options=GUARD_OPTIONS)
+                               application_name=APPLICATION_NAME, options=GUARD_OPTIONS)
     except psycopg.OperationalError as exc:
         lines = str(exc).strip().splitlines()
         raise TargetError(f"cannot connect to target ({lines[-1] if lines else exc!r})") from exc

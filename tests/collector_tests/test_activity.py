@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pganalytics.collector import target
 from pganalytics.collector.activity import ActivitySampler, chain_roots
@@ -271,3 +271,31 @@ def test_empty_interval_is_recorded_in_the_ledger(store_conn):
     assert sink.deliver(RowsBatch("v", "lock_waits", T0, [])) == 0
     assert store_conn.execute("SELECT count(*) FROM pganalytics.snapshots WHERE instance_id = %s",
                               (iid,)).fetchone()[0] == 2
+
+
+def test_the_collectors_own_sessions_are_not_sampled(databases):
+    """A store on the monitored server gets the collector's COPY and MERGE every cycle: its
+    sessions (application_name pganalytics-collector) are not the load being sampled."""
+    dsn = databases.create(prefix="pga_own")
+    started = threading.Barrier(3)
+
+    def sleeper(name):
+        with psycopg.connect(dsn, autocommit=True, application_name=name) as conn:
+            started.wait()
+            conn.execute("SELECT pg_sleep(1.5)")
+
+    threads = [threading.Thread(target=sleeper, args=(n,)) for n in ("pganalytics-collector", "app")]
+    for t in threads:
+        t.start()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        sampler = ActivitySampler(conn, "t")
+        started.wait()
+        time.sleep(0.3)
+        for _ in range(3):
+            sampler.tick()
+        rows = sampler.drain().rows
+    for t in threads:
+        t.join()
+    dbname = conninfo_to_dict(dsn)["dbname"]
+    sleeping = [r for r in rows if r["wait_event"] == "PgSleep" and r["datname"] == dbname]
+    assert sum(r["samples"] for r in sleeping) == 3  # the app's session at each tick, not the collector's

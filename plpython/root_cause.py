@@ -74,6 +74,11 @@ def _f(x, default: float = 0.0) -> float:
     return default if math.isnan(v) else v
 
 
+def _share(x: float) -> float:
+    """A ratio kept in [0, 1] (a baseline moved by a learnt profile, a confidence)."""
+    return min(max(x, 0.0), 1.0)
+
+
 def _epoch(iso) -> float:
     """Epoch seconds of a timestamptz as JSON gives it (ISO 8601 with an offset)."""
     return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
@@ -227,7 +232,7 @@ class Evidence:
             shift = self.expected.get(key)
             series = self.metrics.get(name)
             if shift is not None and series and series.get("b_mean") is not None:
-                self.metrics[name] = dict(series, b_mean=min(max(_f(series["b_mean"]) + shift, 0.0), 1.0))
+                self.metrics[name] = dict(series, b_mean=_share(_f(series["b_mean"]) + shift))
 
     def shift(self, key: str) -> float:
         """What the learnt profile expects the window to add over the baseline (0 without one)."""
@@ -312,7 +317,7 @@ class Evidence:
         if avail is None or not total:
             return None
         used = 1.0 - avail / total
-        return min(max(used + self.shift("memory_pressure/"), 0.0), 1.0) if p == "b" else used
+        return _share(used + self.shift("memory_pressure/")) if p == "b" else used
 
 
 # -- the rules: each returns (confidence, evidence, recommendations, queryids, objects) -----------
@@ -724,7 +729,7 @@ def rule_connection_saturation(ev: Evidence):
         n_w, n_b = ev.m("pg_database_numbackends", "w_max"), ev.m("pg_database_numbackends", "b_mean")
     if n_w is None:
         return NOTHING
-    use_w, use_b = n_w / usable, min(max(_f(n_b) / usable + ev.shift("connection_pool_saturation/"), 0.0), 1.0)
+    use_w, use_b = n_w / usable, _share(_f(n_b) / usable + ev.shift("connection_pool_saturation/"))
     fatal = _f(ev.m("pg_database_sessions_fatal", "w_mean")) * ev.sw
     conf = sat(use_w, 0.75, 0.92) * (0.5 + 0.5 * sat(use_w - use_b, 0.05, 0.25))
     conf = max(conf, 0.5 * sat(fatal, 1, 5) * sat(use_w, 0.6, 0.8))
@@ -922,7 +927,7 @@ def diagnose(inputs: dict, options: dict | None = None) -> dict:
             evidence = [f"no rule fired; the trained model ({opts.get('model') or 'newest'}) puts it at "
                         f"{c:.2f} from users' confirmed incidents with similar evidence"]
         if c >= min_conf and evidence:
-            causes.append({"cause": name, "confidence": round(min(max(c, 0.0), 1.0), 3),
+            causes.append({"cause": name, "confidence": round(_share(c), 3),
                            "rule_confidence": round(conf, 3), "evidence": evidence,
                            "recommendations": recs, "queryids": [q for q in queryids if q is not None],
                            "objects": [o for o in objects if o]})

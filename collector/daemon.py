@@ -18,6 +18,7 @@ import heapq
 import itertools
 import json
 import logging
+import random
 import signal
 import threading
 import time
@@ -52,13 +53,22 @@ class TargetState:
     cycles: int = 0
     memory: dict = field(default_factory=dict)
     session: TargetSession = field(init=False)  # the one kept connection (cycles + wait ticks)
-    next_tick: float = 0.0
+    next_tick: float = 0.0  # the start of the next sampling interval (its tick is inside it)
     ticking: Future | None = None
     tick_queued: bool = False  # a "tick" event of this target is in the heap
     retired: bool = False  # removed from the config: its queued events are ignored
 
     def __post_init__(self):
         self.session = TargetSession(self.name, self.conn)
+
+
+def _sample_at(slot: float, interval: float, rng: random.Random) -> float:
+    """When to take the wait-event sample of the interval starting at `slot`: a uniformly
+    random moment in it (stratified sampling). Still one sample per interval, but its phase
+    no longer locks onto activity with the same period - a lock held 0.6 s of every second,
+    a job every minute, the collector's own 1 s cycle (a tick that meets a cycle is
+    skipped) - which fixed-rate ticks see always or never."""
+    return slot + rng.random() * interval
 
 
 def _next(due: float, interval: float, now: float) -> float:
@@ -83,6 +93,7 @@ class Collector:
         # Cycles and wait-event ticks on separate pools: a slow cycle never starves the 1 s
         # ticks of other targets, and a burst of ticks never delays a cycle.
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="pganalytics-target")
+        self._tick_rng = random.Random()  # the ticks' phases (_sample_at)
         self._tick_pool = ThreadPoolExecutor(max(4, config.workers),
                                              thread_name_prefix="pganalytics-tick")
         # (due, seq, state, kind): at most one "cycle" and one "tick" event per target
@@ -127,7 +138,9 @@ class Collector:
             for state in self.targets.values():
                 if not state.tick_queued:
                     state.tick_queued = True
-                    self._push(max(state.next_tick, time.monotonic()), state, "tick")
+                    state.next_tick = max(state.next_tick, time.monotonic())
+                    self._push(_sample_at(state.next_tick, self.config.sample_interval_s, self._tick_rng),
+                               state, "tick")
 
     def _retire(self, state: TargetState) -> None:
         state.retired = True
@@ -217,7 +230,7 @@ class Collector:
             if state.failures == 0 and (state.ticking is None or state.ticking.done()):
                 state.ticking = self._tick_pool.submit(self._tick, state)
             state.next_tick = _next(state.next_tick, tick, now)
-            self._push(state.next_tick, state, "tick")
+            self._push(_sample_at(state.next_tick, tick, self._tick_rng), state, "tick")
             return
         if state.running is not None and not state.running.done():
             # Still running (a slow target): look again shortly, run as soon as it is done.

@@ -3,6 +3,8 @@ per cycle), a stale one is replaced without reporting the target down, a target 
 reload closes its old connection, and query texts of a failed cycle are sent again."""
 from __future__ import annotations
 
+import random
+import statistics
 import threading
 import time
 
@@ -13,7 +15,7 @@ from pganalytics import localpg
 from pganalytics.collector import config
 from pganalytics.collector.batch import QueryStatsBatch
 from pganalytics.collector.cycle import run_cycle
-from pganalytics.collector.daemon import Collector
+from pganalytics.collector.daemon import Collector, _next, _sample_at
 from pganalytics.collector.session import TargetSession
 
 from .waiting import wait_for
@@ -68,6 +70,56 @@ def test_daemon_keeps_one_backend_per_target_for_cycles_and_ticks(store_dsn, tar
     assert plans >= 2  # slow cycles (plans included) ran on the kept connection too
     assert collector.ticks >= 10  # ~6 cycles' worth at 3 ticks per cycle interval
     assert [pid for pid, db in collector_backends(target_dsn) if db == dbname] == []  # stop closes it
+
+
+def _duty_seen(tick_times: list[float], period: float, held: float) -> float:
+    """The share of ticks that see a lock held for `held` s of every `period` s."""
+    return sum((t % period) < held for t in tick_times) / len(tick_times)
+
+
+def test_jittered_ticks_see_a_lock_held_once_a_second_at_its_real_share():
+    # The lab's lock fault: EXCLUSIVE held 0.6 s of every ~1.004 s (LOCK + COMMIT take a few
+    # ms). Ticks at a fixed 1 s rate keep one phase for minutes and see it always or never.
+    period, held, interval, rng = 1.004, 0.6, 1.0, random.Random(7)
+    slots, slot = [], 0.95  # a start phase in the unlocked 0.4 s (it drifts 4 ms a tick)
+    for _ in range(60):
+        slots.append(slot)
+        slot = _next(slot, interval, now=slot)
+    assert _duty_seen(slots, period, held) < 0.2  # fixed phase: the lock mostly unseen
+    jittered = [_sample_at(s, interval, rng) for s in slots]
+    assert abs(_duty_seen(jittered, period, held) - held) < 0.15  # 60 samples: sd ~0.06
+    assert all(s <= t < s + interval for s, t in zip(slots, jittered))  # one per interval
+
+
+class TickTiming(Collector):
+    def __init__(self, conf):
+        super().__init__(conf)
+        self.times: list[float] = []
+
+    def _tick(self, state):
+        self.times.append(time.monotonic())
+        return super()._tick(state)
+
+
+def test_daemon_ticks_at_a_random_phase_of_each_interval(store_dsn, target_dsn, tmp_path):
+    interval = 0.2
+    conf = config.parse({"store": {"dsn": store_dsn},
+                         "collector": {"interval_s": 1, "slow_interval_s": 2, "sample_interval_s": interval,
+                                       "spool_dir": str(tmp_path)},
+                         "targets": [{"name": "phases", "conn": target_dsn}]})
+    collector = TickTiming(conf)
+    runner = threading.Thread(target=collector.run)
+    runner.start()
+    try:
+        wait_for(lambda: len(collector.times) >= 30, what="30 ticks")
+    finally:
+        collector.request_stop()
+        runner.join(30)
+    gaps = [b - a for a, b in zip(collector.times, collector.times[1:])]
+    # Still one tick per interval on average; fixed-rate ticks would be ~0.2 s apart each
+    # (sd of a few ms), uniform phases give gaps of sd interval / sqrt(6) ~ 0.08 s.
+    assert 0.8 * interval < statistics.mean(gaps) < 1.5 * interval
+    assert statistics.stdev(gaps) > 0.2 * interval
 
 
 def test_stale_kept_connection_is_replaced_not_reported_down(tmp_path):

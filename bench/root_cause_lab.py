@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/root_cause_lab.py --seeds 1 [--faults missing_index ...] [--keep DIR]
     .venv/bin/python bench/root_cause_lab.py --rescore DIR [DIR ...]   # re-diagnose kept runs
+    .venv/bin/python bench/root_cause_lab.py --seeds 8 --faults lock_contention --severity 0
 
 One seed = one target server (PostgreSQL of the machine, a streaming standby of it, a pgbench
 database plus three tables the faults need) and one store, with the real collector daemon
@@ -362,6 +363,8 @@ def run_seed(seed: int, args, base: Path) -> list[dict]:
             time.sleep(args.gap_s)
             hold = args.fault_s * (0.8 + 0.4 * rng.random())
             fault = Fault(kind, random.Random(rng.random()), lab) if kind else None
+            if fault and args.severity is not None:
+                fault.severity = args.severity  # after the draws: the seed's sequence is kept
             start = now()
             if fault:
                 fault.start()
@@ -464,10 +467,14 @@ def main() -> int:
     ap.add_argument("--controls", type=int, default=2)
     ap.add_argument("--gap-s", type=float, default=62.0, help="plain load before each window (>= 60: the baseline)")
     ap.add_argument("--fault-s", type=float, default=30.0)
+    ap.add_argument("--severity", type=float, help="every fault at this severity (0 = mildest, 1 = "
+                    "strongest) instead of a seeded one: to probe the weak end while tuning")
     ap.add_argument("--keep", help="keep each seed's store and windows here (for --rescore)")
     ap.add_argument("--rescore", nargs="+", metavar="DIR", help="re-diagnose kept seeds (DIR/seedN)")
     ap.add_argument("--json", default=str(RESULTS))
     args = ap.parse_args()
+    if args.severity is not None and not 0.0 <= args.severity <= 1.0:
+        ap.error(f"--severity must be between 0 and 1, not {args.severity}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally blocks stop every server
     if args.rescore:
         windows = rescore(args.rescore)

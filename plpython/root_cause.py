@@ -559,6 +559,25 @@ def _lock_waiters(ev: Evidence, p: str) -> float:
     return waiters / snapshots if snapshots > 0 else 0.0
 
 
+def _lock_rise(w: float, b: float, share_w: float, share_b: float) -> float:
+    """How clearly lock waits rose: in share of active time, in sessions and as a ratio."""
+    return sat(share_w - share_b, 0.05, 0.3) * sat(w - b, 0.1, 0.6) * sat(w / max(b, 0.05), 1.5, 3)
+
+
+def _lock_kind_rise(ev: Evidence, active_w: float, active_b: float) -> tuple[str, float, float, float]:
+    """The lock type (relation, transactionid, tuple, ...) whose waits rose most clearly:
+    (type, sessions in the window, before, confidence)."""
+    best = ("", 0.0, 0.0, 0.0)
+    for name in set(ev.events["w"]) | set(ev.events["b"]):
+        if not name.startswith("Lock:"):
+            continue
+        w, b = ev.event(name, "w"), ev.event(name, "b")
+        conf = _lock_rise(w, b, w / max(active_w, 1e-9), b / max(active_b, 1e-9))
+        if conf > best[3]:
+            best = (name[len("Lock:"):], w, b, conf)
+    return best
+
+
 def rule_lock_contention(ev: Evidence):
     lock_w = max(ev.aas["w"].get("Lock", 0.0), _lock_waiters(ev, "w"))
     lock_b = max(max(ev.aas["b"].get("Lock", 0.0), _lock_waiters(ev, "b")) + ev.shift("lock_contention_increase/"), 0.0)
@@ -566,12 +585,19 @@ def rule_lock_contention(ev: Evidence):
     active_b = max(ev.active("b"), _f(ev.m("pg_activity_active", "b_mean")), lock_b)
     share_w, share_b = lock_w / max(active_w, 1e-9), lock_b / max(active_b, 1e-9)
     collections = max(_f((ev.locks or {}).get("w_collections_with_waiters")), 0.0)
-    conf = sat(share_w - share_b, 0.05, 0.3) * sat(lock_w - lock_b, 0.1, 0.6) * sat(lock_w / max(lock_b, 0.05), 1.5, 3)
+    conf = _lock_rise(lock_w, lock_b, share_w, share_b)
+    # One kind of lock rising beside a steady other: a table lock held against a workload with
+    # its usual row-lock (transactionid) waits barely moves the total's ratio.
+    kind, kind_w, kind_b, kind_conf = _lock_kind_rise(ev, active_w, active_b)
+    conf = max(conf, kind_conf)
     if conf <= 0:
         return NOTHING
     evidence = [f"{_fmt(lock_w, 2)} sessions on average waited on a heavyweight lock against {_fmt(lock_b, 2)} "
                 f"before ({_fmt(100 * share_w, 0)} % of active time against {_fmt(100 * share_b, 0)} %)"
                 + ev.expected_note("lock_contention_increase/", unit=" sessions")]
+    if kind_conf > 0:
+        evidence.append(f"waits on {kind} locks: {_fmt(kind_w, 2)} sessions on average against "
+                        f"{_fmt(kind_b, 2)} before")
     if collections:
         evidence.append(f"lock waits seen at {_fmt(collections, 0)} collections, the longest "
                         f"{_fmt(_f(ev.locks.get('w_max_wait_s')))} s")

@@ -461,3 +461,19 @@ def test_the_profile_mean_weights_each_hour_by_its_overlap():
     assert rc._profile_mean(offsets, start + 2700, start + 4500) == pytest.approx((1.0 * 900 + 4.0 * 900) / 1800)
     assert rc._profile_mean(offsets, start + 7200, start + 7260) is None  # slot k+2 not fitted
     assert rc._profile_mean(offsets, start, start) is None
+
+
+def test_a_table_lock_beside_the_usual_row_lock_waits_is_lock_contention():
+    """pgbench-like load waits on row locks (transactionid) all the time; a session holding a
+    table lock adds relation waits that barely move the total's ratio."""
+    doc = healthy()
+    doc["waits"][1]["w"] = doc["waits"][1]["b"] = 40  # 0.67 sessions on row locks, steady
+    doc["waits"].append({"type": "Lock", "event": "relation", "state": "active", "w": 30, "b": 0})
+    found = causes(doc)
+    assert found and found[0]["cause"] == "lock_contention" and found[0]["confidence"] >= 0.5
+    assert any("relation locks: 0.50 sessions" in e for e in found[0]["evidence"])
+    # the same added waits on the row locks that were there already: the breakdown by lock
+    # type adds nothing, the ratio test over all lock waits decides (x1.75 stays weak)
+    doc["waits"].pop()
+    doc["waits"][1]["w"] = 70
+    assert max((c["confidence"] for c in causes(doc) if c["cause"] == "lock_contention"), default=0) < 0.5

@@ -323,7 +323,8 @@ BEGIN
     SELECT coalesce(jsonb_object_agg(h.name, h.setting), '{}') INTO j_current
     FROM (SELECT DISTINCT ON (s.name) s.name, s.setting
           FROM pganalytics.settings_history s
-          WHERE s.instance_id = iid AND s.valid_from < p_to
+          -- in force at the window's end: a row closed with no successor went back to default
+          WHERE s.instance_id = iid AND s.valid_from < p_to AND (s.valid_to IS NULL OR s.valid_to >= p_to)
             AND s.name IN ('max_connections', 'superuser_reserved_connections', 'reserved_connections',
                            'work_mem', 'shared_buffers', 'max_wal_size', 'checkpoint_timeout',
                            'random_page_cost', 'effective_cache_size', 'autovacuum', 'hash_mem_multiplier')

@@ -4,6 +4,7 @@ Where PostgreSQL moved a counter between views, the metric keeps one name across
 (e.g. 15/16's pg_stat_bgwriter.checkpoints_timed is pg_checkpointer_num_timed, as on 17+),
 so a fleet of mixed versions graphs alike.
 """
+from .. import OWN_SESSIONS
 from .base import Source, Variant
 
 BGWRITER = Source(
@@ -76,17 +77,24 @@ ARCHIVER = Source(
 # vacuum back (a long or idle-in-transaction session's xmin keeps every newer dead row) and
 # how full the connection slots are, at every fast cycle. lock_waits records the sessions
 # themselves, but only past its idle threshold (60 s): the horizon shows from the first second.
+# client_backends counts every session (a slot is a slot, whoever holds it); the rest leave the
+# collector's own sessions out, as the wait-event sampler does: with the store on the monitored
+# server, a long delivery or maintain() would read as the workload's long transaction or
+# running statement (the root-cause rules' evidence of bloat and of CPU-bound statements).
+_OWN = ", ".join(f"'{name}'" for name in OWN_SESSIONS)  # constants: no quote in them
 ACTIVITY = Source(
     name="pg_stat_activity", metric_prefix="pg_activity",
     gauges=("client_backends", "active", "idle_in_transaction", "waiting_on_lock",
             "oldest_xact_age_s", "oldest_xmin_age", "oldest_query_age_s"),
     variants=(Variant(150000,
-        "SELECT count(*) AS client_backends, count(*) FILTER (WHERE state = 'active') AS active, "
-        "count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_transaction, "
-        "count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting_on_lock, "
-        "extract(epoch FROM now() - min(xact_start))::float8 AS oldest_xact_age_s, "
-        "max(age(backend_xmin)) AS oldest_xmin_age, "
-        "extract(epoch FROM now() - min(query_start) FILTER (WHERE state = 'active'))::float8 AS oldest_query_age_s "
-        "FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"),))
+        "SELECT count(*) AS client_backends, count(*) FILTER (WHERE state = 'active' AND NOT own) AS active, "
+        "count(*) FILTER (WHERE state LIKE 'idle in transaction%' AND NOT own) AS idle_in_transaction, "
+        "count(*) FILTER (WHERE wait_event_type = 'Lock' AND NOT own) AS waiting_on_lock, "
+        "extract(epoch FROM now() - min(xact_start) FILTER (WHERE NOT own))::float8 AS oldest_xact_age_s, "
+        "max(age(backend_xmin)) FILTER (WHERE NOT own) AS oldest_xmin_age, "
+        "extract(epoch FROM now() - min(query_start) FILTER (WHERE state = 'active' AND NOT own))::float8 "
+        "AS oldest_query_age_s "
+        f"FROM (SELECT *, coalesce(application_name, '') IN ({_OWN}) AS own FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) a"),))
 
 INSTANCE_SOURCES = (BGWRITER, CHECKPOINTER, WAL, IO, ARCHIVER, ACTIVITY)

@@ -299,3 +299,39 @@ def test_the_collectors_own_sessions_are_not_sampled(databases):
     dbname = conninfo_to_dict(dsn)["dbname"]
     sleeping = [r for r in rows if r["wait_event"] == "PgSleep" and r["datname"] == dbname]
     assert sum(r["samples"] for r in sleeping) == 3  # the app's session at each tick, not the collector's
+
+
+@pytest.mark.parametrize("name, counted", [("pganalytics-collector", False), ("pganalytics maintain", False),
+                                           ("app", True)])
+def test_the_activity_gauges_leave_the_collectors_own_sessions_out(databases, name, counted):
+    """A long delivery or maintain() on a store sharing the monitored server is not the workload's
+    long transaction or running statement; its connection slot still counts."""
+    from pganalytics.collector.sources.base import pick_sql
+    from pganalytics.collector.sources.instance import ACTIVITY
+
+    dsn = databases.create(prefix="pga_own")
+    began = threading.Event()
+
+    def long_statement():
+        with psycopg.connect(dsn, application_name=name) as conn:  # a transaction, open 2.5 s
+            conn.execute("SELECT pg_current_xact_id()")
+            began.set()
+            conn.execute("SELECT pg_sleep(2.5)")
+
+    worker = threading.Thread(target=long_statement)
+    worker.start()
+    try:
+        assert began.wait(WAIT_S)
+        time.sleep(1.5)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            sql = pick_sql(ACTIVITY, conn.info.server_version)
+            assert sql is not None
+            cur = conn.execute(sql)
+            row = dict(zip([d.name for d in cur.description], cur.fetchone()))
+    finally:
+        worker.join()
+    assert row["client_backends"] >= 1  # the slot, whoever holds it
+    if counted:
+        assert row["active"] >= 1 and row["oldest_query_age_s"] >= 1.0 and row["oldest_xact_age_s"] >= 1.0
+    else:
+        assert (row["oldest_query_age_s"] or 0.0) < 1.0 and (row["oldest_xact_age_s"] or 0.0) < 1.0, row

@@ -111,4 +111,6 @@ def index_definitions(conn, instance: str, collected_at: datetime) -> RowsBatch:
         rows = cur.execute(INDEX_DEFINITIONS_SQL, (MAX_INDEX_DEFINITIONS + 1,)).fetchall()
     if len(rows) > MAX_INDEX_DEFINITIONS:
         raise TooManyIndexes(f"more than {MAX_INDEX_DEFINITIONS} indexes: definitions not kept")
+    if not rows:  # say which database has none, so its last index dropped closes in the store
+        rows = [{"datname": conn.info.dbname}]
     return RowsBatch(instance, "index_definitions", collected_at, rows)

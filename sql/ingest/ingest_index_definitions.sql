@@ -1,8 +1,10 @@
 -- Fold one snapshot of a target database's indexes (collector/snapshot.py, source
 -- 'index_definitions') into index_definitions: an index gone from the snapshot, or whose
 -- definition or validity changed, closes its row at p_collected_at; a new one opens a row.
--- The snapshot is of one database (datname in every row; an empty snapshot says nothing of
--- any database and changes nothing). Returns the rows opened; 0 when already delivered.
+-- The snapshot is of one database (datname in every row). A database without any index is sent
+-- as one row holding only its datname, so that dropping its last index closes that index's row;
+-- an empty array says nothing of any database and changes nothing. Returns the rows opened; 0
+-- when already delivered.
 -- depends: ingest/begin_rows_snapshot.sql
 CREATE OR REPLACE FUNCTION pganalytics.ingest_index_definitions(
     p_instance_id  int,
@@ -18,11 +20,15 @@ DECLARE
     bad    jsonb;
     db     text;
     opened int;
+    no_indexes boolean;  -- the one-row form of a database without indexes: {"datname": ...}
 BEGIN
     IF NOT pganalytics.begin_rows_snapshot('ingest_index_definitions', p_instance_id, 'index_definitions',
                                            p_collected_at, p_rows) THEN
         RETURN 0;  -- already delivered
     END IF;
+    no_indexes := jsonb_array_length(p_rows) = 1  -- an array of objects: begin_rows_snapshot() checked
+                  AND (SELECT array_agg(k) FROM jsonb_object_keys(p_rows -> 0) k) = '{datname}'
+                  AND jsonb_typeof(p_rows -> 0 -> 'datname') = 'string';
     SELECT n, e INTO bad_n, bad
     FROM jsonb_array_elements(p_rows) WITH ORDINALITY AS a(e, n)
     WHERE CASE WHEN jsonb_typeof(e->'datname') IS DISTINCT FROM 'string'
@@ -35,6 +41,7 @@ BEGIN
                  OR jsonb_typeof(e->'is_primary') IS DISTINCT FROM 'boolean'
                  OR jsonb_typeof(e->'is_valid') IS DISTINCT FROM 'boolean' THEN true
                ELSE false END
+      AND NOT no_indexes
     ORDER BY n LIMIT 1;
     IF bad_n IS NOT NULL THEN
         RAISE EXCEPTION 'ingest_index_definitions: row % needs datname, schemaname, relname, indexrelname and indexdef strings, a columns array and booleans is_unique, is_primary, is_valid: %',
@@ -75,7 +82,8 @@ BEGIN
     FROM jsonb_to_recordset(p_rows) AS r(
         schemaname text, relname text, indexrelname text, indexdef text, columns jsonb,
         is_unique boolean, is_primary boolean, is_valid boolean)
-    WHERE NOT EXISTS (SELECT FROM pganalytics.index_definitions h
+    WHERE NOT no_indexes
+      AND NOT EXISTS (SELECT FROM pganalytics.index_definitions h
                       WHERE h.instance_id = p_instance_id AND h.datname = db
                         AND h.schemaname = r.schemaname AND h.indexrelname = r.indexrelname
                         AND h.valid_to IS NULL);

@@ -152,3 +152,13 @@ def test_index_definition_snapshots_are_checked_and_late_ones_change_nothing(sto
     assert store_conn.execute("SELECT indexrelname, valid_to FROM pganalytics.index_definitions "
                               "WHERE instance_id = %s ORDER BY 1", (iid,)).fetchall() == [
         ("i1", None), ("i2", datetime(2026, 12, 1, 10, 2, tzinfo=timezone.utc))]
+    # the database's last index dropped: the one-row form {"datname"} closes it
+    assert ingest("2026-12-01 10:03Z", [{"datname": "app"}]) == 0
+    assert ingest("2026-12-01 10:04Z", []) == 0  # says nothing of any database
+    assert store_conn.execute("SELECT indexrelname, valid_to FROM pganalytics.index_definitions "
+                              "WHERE instance_id = %s ORDER BY 1", (iid,)).fetchall() == [
+        ("i1", datetime(2026, 12, 1, 10, 3, tzinfo=timezone.utc)),
+        ("i2", datetime(2026, 12, 1, 10, 2, tzinfo=timezone.utc))]
+    with pytest.raises(psycopg.Error, match="row 2 needs"):  # the one-row form only alone
+        ingest("2026-12-01 10:05Z", [row(), {"datname": "app"}])
+    assert ingest("2026-12-01 10:06Z", [row(name="i4")]) == 1

@@ -160,6 +160,30 @@ def test_index_definitions_are_kept_as_history(other_server, store_dsn):
                     ("ix_pkey", ["id"], True, True)]
 
 
+def test_the_last_index_of_a_database_dropped_closes_its_row(other_server, store_dsn):
+    """A database left without any index still says so (a one-row snapshot of its name), so the
+    store sees its last index go: the drop diagnose() reads as a missing index."""
+    base = other_server("16")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS pga_lastix")
+        conn.execute("CREATE DATABASE pga_lastix")
+    dsn = psycopg.conninfo.make_conninfo(base, dbname="pga_lastix")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE only_one (id int, k int)")
+        conn.execute("CREATE INDEX only_one_k ON only_one (k)")
+    with psycopg.connect(store_dsn, autocommit=True) as store:
+        store.execute("SELECT pganalytics.register_instance('lastix', %s)", (dsn,))
+        sink = Sink(store)
+        deliver_report(sink, run_cycle("lastix", dsn, frozenset({"slow"})))
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP INDEX only_one_k")
+        deliver_report(sink, run_cycle("lastix", dsn, frozenset({"slow"})))
+        rows = store.execute("SELECT datname, indexrelname, valid_to IS NOT NULL FROM pganalytics.index_definitions "
+                             "WHERE instance_id = (SELECT instance_id FROM pganalytics.instances WHERE name = 'lastix')"
+                             ).fetchall()
+    assert rows == [("pga_lastix", "only_one_k", True)]
+
+
 @pytest.mark.parametrize("major", ["15", "18"])
 def test_role_and_database_settings_are_read_by_a_monitor_role(other_server, major):
     """ALTER ROLE/DATABASE ... SET values are named setting@role:x, @db:y, @role:x/db:y;

@@ -11,6 +11,11 @@ pg_stat_activity) and, once per collection cycle, drain() and lock_waits():
   Not counted: the sampler itself, the collector's other sessions (application_name
   pganalytics-collector / pganalytics maintain: its delivery to a store on the same server),
   idle sessions and processes idle in their main loop (wait_event_type 'Activity').
+- take_chains() -> the lock_waits() snapshot one tick of the cycle took (or None): with
+  chains_every_ticks set (the daemon: ticks per cycle), one tick at random among each cycle's
+  takes it, so the snapshots fall at random moments instead of at the cycles' fixed rate,
+  which aliased a lock held with the cycle's period (seen always or never; its blockers went
+  unnamed while the ticks saw the waits). The cycle takes it itself when no tick did.
 - lock_waits() -> RowsBatch 'lock_waits': one row per backend waiting on a heavyweight lock
   (kind 'lock_wait': its direct blockers, the root(s) of its chain, how long it has waited)
   and per session idle in a transaction for at least idle_xact_threshold_s
@@ -22,6 +27,8 @@ locked by ALTER/LOCK TABLE): PostgreSQL computes it only after parsing.
 """
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections import Counter
 from datetime import datetime
@@ -31,6 +38,8 @@ from psycopg.rows import dict_row
 
 from . import OWN_SESSIONS
 from .batch import RowsBatch
+
+log = logging.getLogger("pganalytics.collector")
 
 KEY = ("datname", "queryid", "backend_type", "state", "wait_event_type", "wait_event")
 
@@ -102,6 +111,10 @@ class ActivitySampler:
         self._counts: Counter[tuple] = Counter()
         self._ticks = 0
         self._since = time.monotonic()
+        self.chains_every_ticks = 0  # 0: ticks take no chains snapshot (take_chains() is None)
+        self._rng = random.Random()
+        self._chains_tick = 0  # which tick since the last drain takes it (0-based)
+        self._chains: RowsBatch | None = None
 
     @property
     def ticks(self) -> int:
@@ -114,7 +127,17 @@ class ActivitySampler:
         for *key, n in rows:
             self._counts[tuple(key)] += n
         self._ticks += 1
+        if self.chains_every_ticks > 0 and self._chains is None and self._ticks - 1 == self._chains_tick:
+            try:
+                self._chains = self.lock_waits()
+            except psycopg.Error as exc:  # the tick still counts; the cycle takes the chains itself
+                log.debug("%s: lock chains at a tick failed: %s", self.instance, exc)
         return sum(r[-1] for r in rows)
+
+    def take_chains(self) -> RowsBatch | None:
+        """The lock chains a tick took since the last call, if one did (then forgotten)."""
+        chains, self._chains = self._chains, None
+        return chains
 
     def drain(self, collected_at: datetime | None = None) -> RowsBatch:
         """The aggregate since the last drain (rows empty when nothing was seen), then reset.
@@ -126,6 +149,7 @@ class ActivitySampler:
         interval_s, self._since = round(now - self._since, 3), now
         ticks, counts = self._ticks, self._counts
         self._ticks, self._counts = 0, Counter()
+        self._chains_tick = self._rng.randrange(self.chains_every_ticks) if self.chains_every_ticks > 1 else 0
         rows = [dict(zip(KEY, key), samples=n, ticks=ticks, interval_s=interval_s)
                 for key, n in sorted(counts.items(), key=lambda kv: -kv[1])] if ticks else []
         return RowsBatch(self.instance, "wait_samples", collected_at, rows)

@@ -84,11 +84,12 @@ def _collect(conn: psycopg.Connection, conn_ref: str, instance: str, cadences: f
         host = memory.setdefault("host", HostSampler())
         host.check(conn)
         report.batches.append(host_batch(host, instance, now))
-        if sampler is not None:  # wait-event counts since the last cycle, lock chains now
+        if sampler is not None:  # wait-event counts since the last cycle, lock chains
             waits = sampler.drain(now)
             report.batches += [waits] if waits.rows else []
             with _unavailable_as(report, "lock_waits"):
-                chains = sampler.lock_waits(now)
+                # as a tick took them, at a random moment of the interval; else now
+                chains = sampler.take_chains() or sampler.lock_waits(now)
                 report.batches += [chains] if chains.rows else []
     if "slow" in cadences:
         with _unavailable_as(report, "pg_settings"):

@@ -134,6 +134,9 @@ class Collector:
                 self._push(due, state, "cycle")
             else:
                 state.interval_s, state.slow_interval_s = t.interval_s, t.slow_interval_s
+            # one tick of each cycle's takes the lock chains (ActivitySampler.take_chains)
+            state.session.sampler.chains_every_ticks = (
+                max(1, round(t.interval_s / self.config.sample_interval_s)) if self.config.sample_interval_s > 0 else 0)
         if self.config.sample_interval_s > 0:  # (re)start sampling where it is not queued
             for state in self.targets.values():
                 if not state.tick_queued:

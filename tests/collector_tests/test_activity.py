@@ -197,6 +197,31 @@ def test_wait_samples_count_lock_waits_and_are_delivered_once(scene, store_conn,
     assert func_ids == {_queryid(scene.dsn, "SELECT count_t()")}
 
 
+def test_one_tick_a_cycle_at_random_takes_the_lock_chains(other_server):
+    """With chains_every_ticks (the daemon: ticks per cycle) one tick of each cycle's, chosen at
+    random, snapshots the lock chains, so snapshots do not share the cycles' fixed phase; the
+    cycle then delivers that snapshot (take_chains) instead of taking its own."""
+    with lock_scene("15", other_server("15")) as scene, target.connect(scene.dsn) as conn:
+        sampler = ActivitySampler(conn, "t")
+        sampler.tick()
+        assert sampler.take_chains() is None  # off by default: the cycle takes them itself
+        sampler.chains_every_ticks = 4
+        taken_at = []
+        for _ in range(12):  # twelve cycles of four ticks
+            sampler.drain()
+            for k in range(4):
+                before = sampler._chains
+                sampler.tick()
+                if before is None and sampler._chains is not None:
+                    taken_at.append(k)
+            chains = sampler.take_chains()
+            assert chains is not None and chains.source == "lock_waits"
+            assert {r["pid"] for r in chains.rows if r["kind"] == "lock_wait"} >= {scene.plain, scene.func, scene.tail}
+            assert sampler.take_chains() is None  # delivered once
+        assert len(taken_at) == 12  # one snapshot a cycle, never two
+        assert len(set(taken_at)) >= 2, taken_at  # at varying ticks (all at one: p = 4 * 4**-12)
+
+
 def test_lock_chains_and_idle_sessions(scene, store_conn, store_iid):
     with target.connect(scene.dsn) as conn:
         started = time.perf_counter()

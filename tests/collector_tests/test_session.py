@@ -112,6 +112,8 @@ def test_daemon_ticks_at_a_random_phase_of_each_interval(store_dsn, target_dsn, 
     runner.start()
     try:
         wait_for(lambda: len(collector.times) >= 30, what="30 ticks")
+        # five ticks a 1 s cycle: one of them, at random, takes the lock chains
+        assert collector.targets["phases"].session.sampler.chains_every_ticks == 5
     finally:
         collector.request_stop()
         runner.join(30)
